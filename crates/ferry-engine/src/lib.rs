@@ -1,0 +1,2 @@
+//! Ferry's engine.
+#![deny(missing_docs)]
