@@ -9,5 +9,5 @@
 mod mask;
 mod store;
 
-pub use mask::{Masker, StreamMasker};
+pub use mask::{MIN_FRAGMENT_LEN, MIN_SECRET_LEN, Masker, StreamMasker};
 pub use store::{SecretError, SecretStore};
