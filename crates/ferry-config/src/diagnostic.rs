@@ -32,6 +32,29 @@ impl Diagnostic {
             hint: None,
         }
     }
+
+    /// A problem at `line:column` under `key`.
+    pub fn new(
+        file: &Path,
+        (line, column): (usize, usize),
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            file: file.to_path_buf(),
+            line,
+            column,
+            key: key.into(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The same problem with a hint on what to do.
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
 }
 
 impl fmt::Display for Diagnostic {
@@ -59,6 +82,32 @@ pub struct Diagnostics(pub Vec<Diagnostic>);
 impl From<Diagnostic> for Diagnostics {
     fn from(d: Diagnostic) -> Self {
         Diagnostics(vec![d])
+    }
+}
+
+impl Diagnostics {
+    /// Sorts the problems by position (file-wide problems first), dropping exact
+    /// duplicates.
+    pub fn sort(&mut self) {
+        self.0.sort_by(|a, b| {
+            (a.line, a.column, &a.key, &a.message).cmp(&(b.line, b.column, &b.key, &b.message))
+        });
+        self.0.dedup();
+    }
+
+    /// Whether no problem was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// How many problems were found.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The problems, in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Diagnostic> {
+        self.0.iter()
     }
 }
 

@@ -9,9 +9,18 @@
 //! Start reading at [`parse`]. Expressions (`if:` and `${{ … }}`) live in [`expr`].
 #![deny(missing_docs)]
 
+mod convert;
+mod cx;
 pub mod diagnostic;
 pub mod expr;
+mod graph;
+mod hash;
+mod job;
+mod matrix;
 pub mod model;
+mod schema;
+mod template;
+mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use expr::{EvalContext, Expr, ExprError, RunFacts, interpolate, referenced_secrets};
@@ -32,18 +41,40 @@ pub fn load(path: &Path) -> Result<Pipeline, Diagnostics> {
 
 /// Compiles pipeline text; `source` is the path shown in messages.
 pub fn parse(source: &Path, text: &str) -> Result<Pipeline, Diagnostics> {
-    let _ = (source, text);
-    todo!("implemented by the config work")
+    let (root, found) = yaml::load(source, text);
+    let mut cx = cx::Cx::new(source);
+    cx.diags = found;
+    let pipeline = root.and_then(|root| convert::pipeline(&mut cx, &root, default_name(source)));
+    let mut diags = Diagnostics(cx.diags);
+    match pipeline {
+        Some(p) if diags.is_empty() => Ok(p),
+        _ => {
+            diags.sort();
+            Err(diags)
+        }
+    }
+}
+
+/// The name of the directory holding the file, for pipelines without `name`.
+fn default_name(source: &Path) -> String {
+    let dir = match source.parent() {
+        Some(p) if !p.as_os_str().is_empty() => Some(p.to_path_buf()),
+        _ => std::env::current_dir().ok(),
+    };
+    dir.as_deref()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "pipeline".to_string())
 }
 
 impl Pipeline {
     /// Expands matrix jobs into their instances, in file order.
     pub fn instances(&self) -> Vec<JobInstance> {
-        todo!("implemented by the config work")
+        matrix::instances(self)
     }
 }
 
 /// The JSON schema of `ferry.yml`, for editors (`ferry schema`).
 pub fn schema() -> serde_json::Value {
-    todo!("implemented by the config work")
+    schema::schema()
 }

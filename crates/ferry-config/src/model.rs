@@ -240,3 +240,52 @@ pub struct JobInstance {
     /// Instance ids this instance waits for (every instance of every needed job).
     pub needs: Vec<String>,
 }
+
+impl std::fmt::Display for MatrixValue {
+    /// The value as it appears in instance ids and templates: `linux`, `3`, `1.5`,
+    /// `true`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MatrixValue::String(s) => f.write_str(s),
+            MatrixValue::Int(i) => write!(f, "{i}"),
+            MatrixValue::Float(x) => write!(f, "{x}"),
+            MatrixValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl PushTrigger {
+    /// Whether a push of `branch` or `tag` changing `changed` starts a run.
+    ///
+    /// A branch push must match `branches` (any branch when empty, unless only `tags`
+    /// are given); a tag push must match `tags` (any tag when empty, unless only
+    /// `branches` are given). When `paths` is given, at least one changed path must
+    /// match it (tag pushes ignore `paths`).
+    pub fn matches(&self, branch: Option<&str>, tag: Option<&str>, changed: &[String]) -> bool {
+        let any = |globs: &[Glob], text: &str| globs.iter().any(|g| g.is_match(text));
+        let ref_ok = match (branch, tag) {
+            (_, Some(t)) => {
+                if self.tags.is_empty() {
+                    self.branches.is_empty()
+                } else {
+                    any(&self.tags, t)
+                }
+            }
+            (Some(b), None) => {
+                if self.branches.is_empty() {
+                    self.tags.is_empty()
+                } else {
+                    any(&self.branches, b)
+                }
+            }
+            (None, None) => self.branches.is_empty() && self.tags.is_empty(),
+        };
+        if !ref_ok {
+            return false;
+        }
+        if tag.is_some() || self.paths.is_empty() {
+            return true;
+        }
+        changed.iter().any(|p| any(&self.paths, p))
+    }
+}

@@ -1,0 +1,1 @@
+//! Integration tests of `ferry.yml` parsing, validation and expressions.
