@@ -20,8 +20,8 @@ pub struct Patterns {
     ac: AhoCorasick,
     /// Every pattern, sorted, to answer "could a pattern start with these bytes?".
     sorted: Vec<Box<[u8]>>,
-    /// Whether some pattern starts with this byte (a cheap filter before the search).
-    first_byte: [bool; 256],
+    /// Bit set of the bytes some pattern starts with (a cheap filter before the search).
+    first_byte: [u64; 4],
     /// Length of the longest pattern.
     longest: usize,
 }
@@ -38,10 +38,10 @@ pub struct Carry {
 impl Patterns {
     pub fn new(ac: AhoCorasick, mut sorted: Vec<Box<[u8]>>) -> Self {
         sorted.sort_unstable();
-        let mut first_byte = [false; 256];
+        let mut first_byte = [0u64; 4];
         for p in &sorted {
             if let Some(&b) = p.first() {
-                first_byte[usize::from(b)] = true;
+                first_byte[usize::from(b >> 6)] |= 1 << (b & 63);
             }
         }
         let longest = sorted.iter().map(|p| p.len()).max().unwrap_or(0);
@@ -65,6 +65,10 @@ impl Patterns {
         self.ac.find(Input::new(b).span(from..b.len()))
     }
 
+    fn starts_some(&self, byte: u8) -> bool {
+        self.first_byte[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+    }
+
     /// Whether `tail` is a strict prefix of some pattern.
     fn could_continue(&self, tail: &[u8]) -> bool {
         let i = self.sorted.partition_point(|p| &p[..] < tail);
@@ -80,7 +84,7 @@ impl Patterns {
     fn safe_point(&self, b: &[u8]) -> usize {
         let from = b.len().saturating_sub(self.longest.saturating_sub(1));
         (from..b.len())
-            .find(|&p| self.first_byte[usize::from(b[p])] && self.could_continue(&b[p..]))
+            .find(|&p| self.starts_some(b[p]) && self.could_continue(&b[p..]))
             .unwrap_or(b.len())
     }
 

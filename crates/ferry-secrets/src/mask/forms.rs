@@ -118,7 +118,9 @@ fn push_base64(src: &[u8], out: &mut Vec<Vec<u8>>) {
 
 fn push_percent(src: &[u8], out: &mut Vec<Vec<u8>>) {
     for set in [NON_ALPHANUMERIC, UNRESERVED, JS_COMPONENT, FORM, PATH] {
-        let upper = percent_encoding::percent_encode(src, set).to_string().into_bytes();
+        let upper = percent_encoding::percent_encode(src, set)
+            .to_string()
+            .into_bytes();
         if upper == src {
             continue;
         }
@@ -209,7 +211,8 @@ mod tests {
                 blob.extend_from_slice(&[filler; 5]);
                 let encoded = STANDARD.encode(&blob);
                 assert!(
-                    all.iter().any(|f| encoded.as_bytes().windows(f.len()).any(|w| w == f)),
+                    all.iter()
+                        .any(|f| encoded.as_bytes().windows(f.len()).any(|w| w == f)),
                     "no form inside {encoded} (offset {k})"
                 );
             }
@@ -225,7 +228,11 @@ mod tests {
             b"p%40ss%20word%2fx",
             b"p%40ss+word/x",
         ] {
-            assert!(all.iter().any(|f| f == want), "missing {}", String::from_utf8_lossy(want));
+            assert!(
+                all.iter().any(|f| f == want),
+                "missing {}",
+                String::from_utf8_lossy(want)
+            );
         }
     }
 

@@ -133,7 +133,10 @@ fn masks_base64_forms_at_offsets_0_1_and_2() {
                 let inner = STANDARD_NO_PAD.encode(SECRET);
                 assert!(!out.contains(&inner[..inner.len() - 1]), "{out}");
                 // At most one character on each side of the value's bits is left.
-                assert!(out.len() <= "Authorization: Basic ***\n".len() + 2 + 2 * 3 + 4, "{out}");
+                assert!(
+                    out.len() <= "Authorization: Basic ***\n".len() + 2 + 2 * 3 + 4,
+                    "{out}"
+                );
             }
         }
     }
@@ -221,7 +224,15 @@ fn passes_invalid_utf8_through_unharmed() {
     input.extend_from_slice(SECRET.as_bytes());
     input.extend_from_slice(&[0x80, 0xed, 0xa0, 0x80, b'\n']);
     let out = stream(&m, &[&input[..3], &input[3..10], &input[10..]]);
-    assert_eq!(out, [&[0xff, 0xfe, b'a', 0xc3][..], b"***", &[0x80, 0xed, 0xa0, 0x80, b'\n']].concat());
+    assert_eq!(
+        out,
+        [
+            &[0xff, 0xfe, b'a', 0xc3][..],
+            b"***",
+            &[0x80, 0xed, 0xa0, 0x80, b'\n']
+        ]
+        .concat()
+    );
     let plain = [0xff, 0x00, 0xc0, 0xaf, b'x'];
     assert_eq!(stream(&m, &[&plain]), plain);
 }
@@ -238,14 +249,23 @@ fn masks_binary_secret_values() {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self, bound: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((self.0 >> 33) as usize) % bound.max(1)
     }
 }
 
 #[test]
 fn streaming_output_equals_whole_text_output_for_any_chunking() {
-    let secrets = ["abcabd", "bcab", "xyzzy-1", "yzzy-1-2", "line one\nline two"];
+    let secrets = [
+        "abcabd",
+        "bcab",
+        "xyzzy-1",
+        "yzzy-1-2",
+        "line one\nline two",
+    ];
     let m = Masker::new(secrets);
     let pieces: Vec<&[u8]> = vec![
         b"abc", b"ab", b"d", b"bca", b"xyzz", b"y-1", b"-2", b" ", b"\n", b"line ", b"one", b"two",
@@ -265,7 +285,12 @@ fn streaming_output_equals_whole_text_output_for_any_chunking() {
             chunks.push(a);
             rest = b;
         }
-        assert_eq!(stream(&m, &chunks), whole, "text {:?}", String::from_utf8_lossy(&text));
+        assert_eq!(
+            stream(&m, &chunks),
+            whole,
+            "text {:?}",
+            String::from_utf8_lossy(&text)
+        );
     }
 }
 
