@@ -1,4 +1,11 @@
 //! Ferry's storage.
 //!
-//! For now, the content-addressed blob store that holds artifacts and caches on disk.
+//! For now, the content-addressed [`BlobStore`] that holds artifacts and caches on
+//! disk: every blob is stored once under the SHA-256 of its bytes, written to a
+//! temporary file first and renamed into place, so a crash or a full disk never leaves
+//! a blob that looks complete but is not. Start reading at [`BlobStore::put_reader`].
 #![deny(missing_docs)]
+
+mod blob;
+
+pub use blob::{BlobStore, BlobWriter, Digest, StoreError};
