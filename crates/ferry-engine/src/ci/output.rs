@@ -1,0 +1,228 @@
+//! Step output: masking, line splitting, log files and `Log` events.
+//!
+//! Output is read as bytes, masked per stream (a secret split across two reads is
+//! still caught), appended to the step's log file as is, and emitted as `Log` events.
+//! One event carries every complete line a read produced (joined by `\n`), so a step
+//! that floods its output makes one event per read buffer rather than one per line;
+//! a line longer than [`MAX_CHUNK`] is emitted in chunks, so memory stays bounded.
+
+use super::events::EventTx;
+use ferry_secrets::{Masker, StreamMasker};
+use ferry_types::RunEvent;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// The longest text one `Log` event carries.
+pub(crate) const MAX_CHUNK: usize = 64 * 1024;
+
+/// Which output stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+struct StreamState {
+    masker: StreamMasker,
+    pending: Vec<u8>,
+    masked: Vec<u8>,
+}
+
+/// The sink of one step's output.
+pub(crate) struct StepOutput {
+    job: String,
+    step: usize,
+    events: EventTx,
+    log: Option<BufWriter<File>>,
+    log_path: PathBuf,
+    log_error: Option<String>,
+    streams: [StreamState; 2],
+}
+
+impl StepOutput {
+    /// Creates the log file (a failure to create it is reported once, in the events,
+    /// and output still streams).
+    pub(crate) fn new(job: &str, step: usize, log_path: &Path, masker: &Masker, events: EventTx) -> Self {
+        let (log, log_error) = match File::create(log_path) {
+            Ok(f) => (Some(BufWriter::with_capacity(128 * 1024, f)), None),
+            Err(e) => (None, Some(format!("cannot write the log file {}: {e}", log_path.display()))),
+        };
+        let state = || StreamState {
+            masker: masker.stream(),
+            pending: Vec::new(),
+            masked: Vec::with_capacity(MAX_CHUNK),
+        };
+        StepOutput {
+            job: job.to_string(),
+            step,
+            events,
+            log,
+            log_path: log_path.to_path_buf(),
+            log_error,
+            streams: [state(), state()],
+        }
+    }
+
+    /// Takes a chunk of raw output.
+    pub(crate) async fn push(&mut self, stream: Stream, bytes: &[u8]) {
+        if let Some(msg) = self.log_error.take() {
+            self.emit(Stream::Stderr, msg).await;
+        }
+        let idx = stream as usize;
+        let st = &mut self.streams[idx];
+        st.masked.clear();
+        st.masker.push(bytes, &mut st.masked);
+        if let Some(log) = &mut self.log
+            && let Err(e) = log.write_all(&st.masked)
+        {
+            let msg = format!("writing the log file {} failed: {e}", self.log_path.display());
+            self.log = None;
+            self.log_error = Some(msg);
+        }
+        let st = &mut self.streams[idx];
+        st.pending.extend_from_slice(&st.masked);
+        self.drain(stream, false).await;
+    }
+
+    /// Emits complete lines (and over-long line chunks); with `all`, everything.
+    async fn drain(&mut self, stream: Stream, all: bool) {
+        loop {
+            let st = &mut self.streams[stream as usize];
+            if st.pending.is_empty() {
+                return;
+            }
+            let window = st.pending.len().min(MAX_CHUNK);
+            let text = if let Some(nl) = st.pending[..window].iter().rposition(|&b| b == b'\n') {
+                let text = lossy(&st.pending[..nl]);
+                st.pending.drain(..=nl);
+                text
+            } else if st.pending.len() >= MAX_CHUNK {
+                let cut = utf8_cut(&st.pending[..MAX_CHUNK]);
+                let text = lossy(&st.pending[..cut]);
+                st.pending.drain(..cut);
+                text
+            } else if all {
+                let text = lossy(&st.pending);
+                st.pending.clear();
+                text
+            } else {
+                return;
+            };
+            self.emit(stream, text).await;
+        }
+    }
+
+    async fn emit(&self, stream: Stream, line: String) {
+        self.events
+            .send(RunEvent::Log {
+                job: self.job.clone(),
+                step: self.step,
+                stream: stream.name().to_string(),
+                line,
+            })
+            .await;
+    }
+
+    /// Flushes maskers, the last partial lines and the log file.
+    pub(crate) async fn finish(&mut self) {
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let st = &mut self.streams[stream as usize];
+            st.masked.clear();
+            st.masker.finish(&mut st.masked);
+            if let Some(log) = &mut self.log {
+                let _ = log.write_all(&st.masked);
+            }
+            let st = &mut self.streams[stream as usize];
+            st.pending.extend_from_slice(&st.masked);
+            self.drain(stream, true).await;
+        }
+        if let Some(log) = &mut self.log {
+            let _ = log.flush();
+        }
+        if let Some(msg) = self.log_error.take() {
+            self.emit(Stream::Stderr, msg).await;
+        }
+    }
+
+    /// A message from Ferry itself about this step (shown on stderr, also logged).
+    pub(crate) async fn note(&mut self, text: &str) {
+        let line = format!("ferry: {text}\n");
+        if let Some(log) = &mut self.log {
+            let _ = log.write_all(line.as_bytes());
+        }
+        self.emit(Stream::Stderr, format!("ferry: {text}")).await;
+    }
+}
+
+/// Where a chunk may be cut without splitting a UTF-8 sequence (falls back to the
+/// whole slice for bytes that are not UTF-8 anyway).
+fn utf8_cut(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Err(e) if e.error_len().is_none() && e.valid_up_to() > 0 => e.valid_up_to(),
+        _ => bytes.len(),
+    }
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Notes the engine writes about a job (cache, artifacts, approvals) to
+/// `logs/<job>/ferry.log` and as `Log` events on stream `ferry`.
+pub(crate) struct JobNotes {
+    job: String,
+    path: PathBuf,
+    events: EventTx,
+}
+
+impl JobNotes {
+    pub(crate) fn new(job: &str, path: PathBuf, events: EventTx) -> Self {
+        JobNotes {
+            job: job.to_string(),
+            path,
+            events,
+        }
+    }
+
+    /// Records `text` for step index `step` (the step it happened before or after).
+    pub(crate) async fn note(&self, step: usize, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path);
+        if let Ok(f) = &mut f {
+            let _ = writeln!(f, "{text}");
+        }
+        self.events
+            .send(RunEvent::Log {
+                job: self.job.clone(),
+                step,
+                stream: "ferry".to_string(),
+                line: text.to_string(),
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8_cut;
+
+    #[test]
+    fn chunks_do_not_split_characters() {
+        let s = "aé".as_bytes();
+        assert_eq!(utf8_cut(&s[..2]), 1);
+        assert_eq!(utf8_cut(s), 3);
+        assert_eq!(utf8_cut(&[0xff, 0xfe]), 2);
+    }
+}
