@@ -32,51 +32,35 @@ pub(crate) struct SeenRefs {
 
 impl Cx<'_> {
     /// Checks a `${{ … }}` template; returns what it refers to.
-    pub fn template(&mut self, text: &At<String>) -> Option<Refs> {
-        match check_template(&text.value) {
-            Ok(refs) => Some(refs),
-            Err(problems) => {
-                for (message, hint) in problems {
-                    let message = format!("invalid template: {message}");
-                    match hint {
-                        Some(h) => self.error_hint(text.pos, &text.key, message, h),
-                        None => self.error(text.pos, &text.key, message),
-                    }
-                }
-                None
+    pub fn template(&mut self, text: &At<String>) -> Refs {
+        let (refs, problems) = check_template(&text.value);
+        for (message, hint) in problems {
+            let message = format!("invalid template: {message}");
+            match hint {
+                Some(h) => self.error_hint(text.pos, &text.key, message, h),
+                None => self.error(text.pos, &text.key, message),
             }
         }
+        refs
     }
 
-    /// Reads and checks an `if:` condition.
+    /// Reads and checks an `if:` condition; returns it with what it refers to.
     pub fn condition(&mut self, node: &Node, key: &str) -> Option<(Expr, Refs)> {
         let text = self.text(node, key)?;
-        match check(strip_wrapper(&text.value), Place::Condition) {
-            Ok(refs) => Some((
-                Expr {
-                    source: text.value,
-                },
-                refs,
-            )),
-            Err(problems) => {
-                for (message, hint) in problems {
-                    let message = format!("invalid condition: {message}");
-                    match hint {
-                        Some(h) => self.error_hint(text.pos, key, message, h),
-                        None => self.error(text.pos, key, message),
-                    }
-                }
-                None
+        let (refs, problems) = check(strip_wrapper(&text.value), Place::Condition);
+        for (message, hint) in problems {
+            let message = format!("invalid condition: {message}");
+            match hint {
+                Some(h) => self.error_hint(text.pos, key, message, h),
+                None => self.error(text.pos, key, message),
             }
         }
+        Some((Expr { source: text.value }, refs.unwrap_or_default()))
     }
 
     /// Reads a glob.
     pub fn glob(&mut self, text: &At<String>) -> Option<Glob> {
-        match globset::GlobBuilder::new(&text.value)
-            .literal_separator(true)
-            .build()
-        {
+        match crate::hash::glob(&text.value) {
             Ok(g) => Some(Glob {
                 pattern: text.value.clone(),
                 matcher: g.compile_matcher(),
@@ -113,19 +97,23 @@ impl Cx<'_> {
 
     /// Checks a template and remembers what it refers to.
     pub fn template_seen(&mut self, text: &At<String>, seen: &mut Vec<SeenRefs>) {
-        if let Some(refs) = self.template(text) {
-            seen.push(SeenRefs {
-                pos: text.pos,
-                key: text.key.clone(),
-                refs,
-            });
-        }
+        let refs = self.template(text);
+        seen.push(SeenRefs {
+            pos: text.pos,
+            key: text.key.clone(),
+            refs,
+        });
     }
 }
 
 /// Converts the whole file; `None` only when the top level is unusable.
 pub(crate) fn pipeline(cx: &mut Cx, root: &Node, default_name: String) -> Option<Pipeline> {
-    let map = cx.mapping(root, "", "a mapping of `name`, `on`, `env` and `jobs`", TOP_KEYS)?;
+    let map = cx.mapping(
+        root,
+        "",
+        "a mapping of `name`, `on`, `env` and `jobs`",
+        TOP_KEYS,
+    )?;
     let name = map
         .get_node("name")
         .and_then(|n| cx.text(n, "name"))
@@ -199,7 +187,12 @@ fn triggers(cx: &mut Cx, node: &Node) -> Triggers {
         }
         return t;
     }
-    let Some(map) = cx.mapping(node, "on", "a mapping of `push`, `schedule` and `manual`", ON_KEYS) else {
+    let Some(map) = cx.mapping(
+        node,
+        "on",
+        "a mapping of `push`, `schedule` and `manual`",
+        ON_KEYS,
+    ) else {
         return t;
     };
     if let Some(n) = map.get_node("push") {
@@ -222,7 +215,12 @@ fn push(cx: &mut Cx, node: &Node) -> Option<PushTrigger> {
             _ => {}
         }
     }
-    let map = cx.mapping(node, "on.push", "a mapping of `branches`, `tags` and `paths`", PUSH_KEYS)?;
+    let map = cx.mapping(
+        node,
+        "on.push",
+        "a mapping of `branches`, `tags` and `paths`",
+        PUSH_KEYS,
+    )?;
     let mut globs = |name: &str| -> Vec<Glob> {
         let key = format!("on.push.{name}");
         map.get_node(name)
@@ -250,7 +248,8 @@ fn schedule(cx: &mut Cx, node: &Node) -> Vec<CronSchedule> {
         let text = if item.as_scalar().is_some() {
             cx.string(item, &key)
         } else {
-            let Some(map) = cx.mapping(item, &key, "a `{ cron: \"…\" }` entry", SCHEDULE_KEYS) else {
+            let Some(map) = cx.mapping(item, &key, "a `{ cron: \"…\" }` entry", SCHEDULE_KEYS)
+            else {
                 continue;
             };
             match map.get_node("cron") {

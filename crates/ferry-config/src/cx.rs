@@ -81,7 +81,10 @@ pub(crate) fn scalar_kind(s: &MarkedScalarNode) -> ScalarKind {
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a likely typo.
-pub(crate) fn suggest<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+pub(crate) fn suggest<'c>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'c str>,
+) -> Option<&'c str> {
     let normal = |s: &str| s.to_ascii_lowercase().replace(['-', '_'], "");
     let limit = (word.chars().count() / 3).max(1);
     candidates
@@ -108,7 +111,8 @@ impl<'a> Cx<'a> {
 
     /// Records a problem.
     pub fn error(&mut self, pos: (usize, usize), key: &str, message: impl Into<String>) {
-        self.diags.push(Diagnostic::new(self.file, pos, key, message));
+        self.diags
+            .push(Diagnostic::new(self.file, pos, key, message));
     }
 
     /// Records a problem with a hint.
@@ -125,7 +129,11 @@ impl<'a> Cx<'a> {
 
     /// Records "expected …, found …".
     pub fn wrong_type(&mut self, node: &Node, key: &str, expected: &str) {
-        self.error(pos(node), key, format!("expected {expected}, found {}", kind(node)));
+        self.error(
+            pos(node),
+            key,
+            format!("expected {expected}, found {}", kind(node)),
+        );
     }
 
     /// The node as a mapping whose keys are all in `allowed`; unknown keys are
@@ -146,7 +154,9 @@ impl<'a> Cx<'a> {
                 let full = join_key(key, k.as_str());
                 let message = format!("unknown key `{}`", k.as_str());
                 match suggest(k.as_str(), allowed.iter().copied()) {
-                    Some(s) => self.error_hint(key_pos(k), &full, message, format!("did you mean `{s}`?")),
+                    Some(s) => {
+                        self.error_hint(key_pos(k), &full, message, format!("did you mean `{s}`?"))
+                    }
                     None => self.error_hint(
                         key_pos(k),
                         &full,
@@ -210,7 +220,10 @@ impl<'a> Cx<'a> {
                             self.error(
                                 pos(item),
                                 &k,
-                                format!("expected a list of strings, found {} in the list", kind(item)),
+                                format!(
+                                    "expected a list of strings, found {} in the list",
+                                    kind(item)
+                                ),
                             );
                         }
                     }
@@ -252,7 +265,10 @@ impl<'a> Cx<'a> {
                     self.error(
                         pos(node),
                         key,
-                        format!("expected a whole number from 0 to {max}, found {}", s.as_str()),
+                        format!(
+                            "expected a whole number from 0 to {max}, found {}",
+                            s.as_str()
+                        ),
                     );
                     return None;
                 }
@@ -267,7 +283,12 @@ impl<'a> Cx<'a> {
         let text = self.text(node, key)?;
         match humantime::parse_duration(&text.value) {
             Ok(d) if d.is_zero() => {
-                self.error_hint(text.pos, key, "a timeout of zero is not allowed", "remove the key for no timeout");
+                self.error_hint(
+                    text.pos,
+                    key,
+                    "a timeout of zero is not allowed",
+                    "remove the key for no timeout",
+                );
                 None
             }
             Ok(d) => Some(d),

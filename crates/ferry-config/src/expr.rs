@@ -92,7 +92,15 @@ pub(crate) const CONDITION_ROOTS: &[&str] =
     &["branch", "tag", "event", "env", "matrix", "needs", "ferry"];
 /// The names of `ferry.*`.
 pub(crate) const FERRY_FIELDS: &[&str] = &[
-    "sha", "short_sha", "branch", "tag", "run_id", "event", "pipeline", "job", "workspace",
+    "sha",
+    "short_sha",
+    "branch",
+    "tag",
+    "run_id",
+    "event",
+    "pipeline",
+    "job",
+    "workspace",
 ];
 
 /// What an expression refers to, found by walking its syntax tree.
@@ -132,7 +140,7 @@ pub(crate) fn compile(source: &str) -> Result<Program, String> {
         let msgs: Vec<String> = errors
             .errors
             .iter()
-            .map(|e| format!("{} (at column {})", e.msg, e.pos.1 + 1))
+            .map(|e| format!("{} (at column {})", short_parse_message(&e.msg), e.pos.1))
             .collect();
         if msgs.is_empty() {
             "invalid expression".to_string()
@@ -140,6 +148,20 @@ pub(crate) fn compile(source: &str) -> Result<Program, String> {
             msgs.join("; ")
         }
     })
+}
+
+/// The parser's message without its list of every token it would have accepted.
+fn short_parse_message(msg: &str) -> String {
+    let msg = msg.strip_prefix("Syntax error: ").unwrap_or(msg);
+    let msg = match msg.find(" expecting ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    if msg == "mismatched input '<EOF>'" {
+        "the expression ends too early".to_string()
+    } else {
+        msg.to_string()
+    }
 }
 
 /// Walks a parsed expression and collects what it refers to.
@@ -235,9 +257,13 @@ fn walk(e: &IdedExpr, bound: &mut Vec<String>, refs: &mut Refs) {
 /// A problem found by [`check`]: message and hint.
 pub(crate) type Problem = (String, Option<String>);
 
-/// Parses `source` and checks the names it uses for `place`.
-pub(crate) fn check(source: &str, place: Place) -> Result<Refs, Vec<Problem>> {
-    let program = compile(source).map_err(|m| vec![(m, None)])?;
+/// Parses `source` and checks the names it uses for `place`. What it refers to is
+/// returned whenever it parses, even with problems, so later checks still run.
+pub(crate) fn check(source: &str, place: Place) -> (Option<Refs>, Vec<Problem>) {
+    let program = match compile(source) {
+        Ok(p) => p,
+        Err(m) => return (None, vec![(m, None)]),
+    };
     let refs = references(&program);
     let mut problems = Vec::new();
     let mut roots: Vec<&str> = CONDITION_ROOTS.to_vec();
@@ -249,7 +275,10 @@ pub(crate) fn check(source: &str, place: Place) -> Result<Refs, Vec<Problem>> {
             continue;
         }
         let hint = if root == "secrets" {
-            Some("secrets are only available in `${{ … }}` templates, e.g. in `env` or `run`".to_string())
+            Some(
+                "secrets are only available in `${{ … }}` templates, e.g. in `env` or `run`"
+                    .to_string(),
+            )
         } else {
             suggest(root, roots.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
@@ -270,32 +299,34 @@ pub(crate) fn check(source: &str, place: Place) -> Result<Refs, Vec<Problem>> {
                 "`hashFiles` is only available in `${{ … }}` templates".into(),
                 Some("use it in `cache.key`, e.g. `cargo-${{ hashFiles('Cargo.lock') }}`".into()),
             ));
-        } else if f != "changed" && f != "hashFiles" {
-            if let Some(s) = suggest(f, ["changed", "hashFiles"]) {
-                problems.push((format!("unknown function `{f}`"), Some(format!("did you mean `{s}`?"))));
-            }
+        } else if f != "changed"
+            && f != "hashFiles"
+            && let Some(s) = suggest(f, ["changed", "hashFiles"])
+        {
+            problems.push((
+                format!("unknown function `{f}`"),
+                Some(format!("did you mean `{s}`?")),
+            ));
         }
     }
     for g in &refs.globs {
-        if let Err(e) = globset::Glob::new(g) {
+        if let Err(e) = crate::hash::glob(g) {
             problems.push((format!("invalid glob \"{g}\": {}", e.kind()), None));
         }
     }
-    if problems.is_empty() {
-        Ok(refs)
-    } else {
-        Err(problems)
-    }
+    (Some(refs), problems)
 }
 
 impl Expr {
     /// Parses and checks a condition (as [`crate::parse`] does for `if:`).
     pub fn new(source: &str) -> Result<Expr, ExprError> {
-        check(strip_wrapper(source), Place::Condition)
-            .map(|_| Expr {
+        let (_, problems) = check(strip_wrapper(source), Place::Condition);
+        if problems.is_empty() {
+            Ok(Expr {
                 source: source.to_string(),
             })
-            .map_err(|problems| ExprError {
+        } else {
+            Err(ExprError {
                 expression: source.to_string(),
                 message: problems
                     .into_iter()
@@ -303,6 +334,7 @@ impl Expr {
                     .collect::<Vec<_>>()
                     .join("; "),
             })
+        }
     }
 
     /// Evaluates the condition; non-boolean results are an error.
@@ -395,8 +427,14 @@ pub(crate) fn context(ctx: &EvalContext, place: Place) -> Context<'static, 'stat
         ("workspace", f.workspace.as_str()),
     ];
     let ferry: Vec<(String, &str)> = ferry.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-    c.add_variable_from_value("ferry", string_map(ferry.iter().map(|(k, v)| (k, str_value(v)))));
-    c.add_variable_from_value("env", string_map(ctx.env.iter().map(|(k, v)| (k, str_value(v)))));
+    c.add_variable_from_value(
+        "ferry",
+        string_map(ferry.iter().map(|(k, v)| (k, str_value(v)))),
+    );
+    c.add_variable_from_value(
+        "env",
+        string_map(ctx.env.iter().map(|(k, v)| (k, str_value(v)))),
+    );
     c.add_variable_from_value(
         "matrix",
         string_map(ctx.matrix.iter().map(|(k, v)| (k, matrix_value(v)))),
@@ -404,9 +442,11 @@ pub(crate) fn context(ctx: &EvalContext, place: Place) -> Context<'static, 'stat
     let result = "result".to_string();
     c.add_variable_from_value(
         "needs",
-        string_map(ctx.needs.iter().map(|(k, r)| {
-            (k, string_map([(&result, str_value(r.as_str()))]))
-        })),
+        string_map(
+            ctx.needs
+                .iter()
+                .map(|(k, r)| (k, string_map([(&result, str_value(r.as_str()))]))),
+        ),
     );
     if place == Place::Template {
         c.add_variable_from_value(
@@ -416,12 +456,15 @@ pub(crate) fn context(ctx: &EvalContext, place: Place) -> Context<'static, 'stat
     }
     let changed = Arc::new(ctx.changed_paths.clone());
     // Neither name is a standard-library overload, so adding cannot fail.
-    let _ = c.add_function("changed", move |pattern: Arc<String>| -> Result<Value, ExecutionError> {
-        let glob = globset::Glob::new(&pattern)
-            .map_err(|e| ExecutionError::function_error("changed", e.kind()))?
-            .compile_matcher();
-        Ok(Value::Bool(changed.iter().any(|p| glob.is_match(p))))
-    });
+    let _ = c.add_function(
+        "changed",
+        move |pattern: Arc<String>| -> Result<Value, ExecutionError> {
+            let glob = crate::hash::glob(&pattern)
+                .map_err(|e| ExecutionError::function_error("changed", e.kind()))?
+                .compile_matcher();
+            Ok(Value::Bool(changed.iter().any(|p| glob.is_match(p))))
+        },
+    );
     let workspace = Arc::new(ctx.workspace.clone());
     let _ = c.add_function(
         "hashFiles",

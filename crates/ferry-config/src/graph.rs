@@ -61,10 +61,19 @@ fn cycles(jobs: &IndexMap<String, Job>) -> Vec<Vec<String>> {
         Active,
         Done,
     }
-    let index: IndexMap<&str, usize> = jobs.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let index: IndexMap<&str, usize> = jobs
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
     let edges: Vec<Vec<usize>> = jobs
         .values()
-        .map(|j| j.needs.iter().filter_map(|n| index.get(n.as_str()).copied()).collect())
+        .map(|j| {
+            j.needs
+                .iter()
+                .filter_map(|n| index.get(n.as_str()).copied())
+                .collect()
+        })
         .collect();
     let mut marks = vec![Mark::New; jobs.len()];
     let mut found: BTreeSet<Vec<usize>> = BTreeSet::new();
@@ -88,7 +97,12 @@ fn cycles(jobs: &IndexMap<String, Job>) -> Vec<Vec<String>> {
                     Mark::Active => {
                         let from = stack.iter().position(|(n, _)| *n == to).unwrap_or(0);
                         let mut cycle: Vec<usize> = stack[from..].iter().map(|(n, _)| *n).collect();
-                        let min = cycle.iter().enumerate().min_by_key(|(_, n)| **n).map(|(i, _)| i).unwrap_or(0);
+                        let min = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, n)| **n)
+                            .map(|(i, _)| i)
+                            .unwrap_or(0);
                         cycle.rotate_left(min);
                         found.insert(cycle);
                     }

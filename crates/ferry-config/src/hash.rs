@@ -4,15 +4,19 @@ use globset::{GlobBuilder, GlobSetBuilder};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+/// Compiles a glob the way every glob of `ferry.yml` is read: `*` and `?` stay
+/// within one path segment, `**` crosses them.
+pub(crate) fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+    GlobBuilder::new(pattern).literal_separator(true).build()
+}
+
 /// SHA-256 (hex) over the contents of every file under `root` matching one of
 /// `patterns` (relative, `/`-separated, `*` does not cross `/`), in sorted path order;
 /// "" when nothing matches. `.git` is skipped.
 pub(crate) fn hash_files(root: &Path, patterns: &[String]) -> Result<String, String> {
     let mut set = GlobSetBuilder::new();
     for p in patterns {
-        let glob = GlobBuilder::new(p.trim_start_matches("./"))
-            .literal_separator(true)
-            .build()
+        let glob = glob(p.trim_start_matches("./"))
             .map_err(|e| format!("invalid glob \"{p}\": {}", e.kind()))?;
         set.add(glob);
     }

@@ -56,25 +56,42 @@ pub(crate) struct JobSpans {
 }
 
 /// Reads `jobs`.
-pub(crate) fn jobs(cx: &mut Cx, node: &Node) -> (IndexMap<String, Job>, IndexMap<String, JobSpans>) {
+pub(crate) fn jobs(
+    cx: &mut Cx,
+    node: &Node,
+) -> (IndexMap<String, Job>, IndexMap<String, JobSpans>) {
     let mut jobs = IndexMap::new();
     let mut spans = IndexMap::new();
     let Some(map) = node.as_mapping() else {
         if matches!(node.as_scalar().map(scalar_kind), Some(ScalarKind::Null)) {
-            cx.error_hint(pos(node), "jobs", "`jobs` is empty", "add at least one job with `steps:`");
+            cx.error_hint(
+                pos(node),
+                "jobs",
+                "`jobs` is empty",
+                "add at least one job with `steps:`",
+            );
         } else {
             cx.wrong_type(node, "jobs", "a mapping of job ids to jobs");
         }
         return (jobs, spans);
     };
     if map.is_empty() {
-        cx.error_hint(pos(node), "jobs", "`jobs` is empty", "add at least one job with `steps:`");
+        cx.error_hint(
+            pos(node),
+            "jobs",
+            "`jobs` is empty",
+            "add at least one job with `steps:`",
+        );
     }
     for (k, v) in map.iter() {
         let id = k.as_str().to_string();
         let key = join_key("jobs", &id);
         let at = crate::cx::key_pos(k);
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             cx.error_hint(
                 at,
                 &key,
@@ -122,21 +139,34 @@ fn job(
         .unwrap_or_default();
     let condition = map.get_node("if").and_then(|n| {
         cx.condition(n, &k("if")).map(|(e, refs)| {
-            seen.push(SeenRefs { pos: pos(n), key: k("if"), refs });
+            seen.push(SeenRefs {
+                pos: pos(n),
+                key: k("if"),
+                refs,
+            });
             e
         })
     });
-    let image = map.get_node("image").and_then(|n| cx.string(n, &k("image"))).map(|t| {
-        cx.template_seen(&t, &mut seen);
-        t.value
-    });
+    let image = map
+        .get_node("image")
+        .and_then(|n| cx.string(n, &k("image")))
+        .map(|t| {
+            cx.template_seen(&t, &mut seen);
+            t.value
+        });
     let services = map
         .get_node("services")
-        .map(|n| services(cx, n, &k("services"), &mut seen))
+        .map(|n| crate::settings::services(cx, n, &k("services"), &mut seen))
         .unwrap_or_default();
-    let artifacts = map.get_node("artifacts").and_then(|n| artifacts(cx, n, &k("artifacts")));
-    let cache = map.get_node("cache").and_then(|n| cache(cx, n, &k("cache"), &mut seen));
-    let timeout = map.get_node("timeout").and_then(|n| cx.duration(n, &k("timeout")));
+    let artifacts = map
+        .get_node("artifacts")
+        .and_then(|n| crate::settings::artifacts(cx, n, &k("artifacts")));
+    let cache = map
+        .get_node("cache")
+        .and_then(|n| crate::settings::cache(cx, n, &k("cache"), &mut seen));
+    let timeout = map
+        .get_node("timeout")
+        .and_then(|n| cx.duration(n, &k("timeout")));
     let retry = map
         .get_node("retry")
         .and_then(|n| cx.number(n, &k("retry"), 100))
@@ -148,10 +178,12 @@ fn job(
     let matrix = map
         .get_node("matrix")
         .and_then(|n| crate::matrix::matrix(cx, id, n, &k("matrix")));
-    let approval = map.get_node("approval").and_then(|n| approval(cx, n, &k("approval")));
+    let approval = map
+        .get_node("approval")
+        .and_then(|n| crate::settings::approval(cx, n, &k("approval")));
     let concurrency = map
         .get_node("concurrency")
-        .and_then(|n| concurrency(cx, n, &k("concurrency"), &mut seen));
+        .and_then(|n| crate::settings::concurrency(cx, n, &k("concurrency"), &mut seen));
     let runs_on = map
         .get_node("runs-on")
         .and_then(|n| cx.string_list(n, &k("runs-on")))
@@ -163,7 +195,9 @@ fn job(
         .get_node("working-directory")
         .and_then(|n| cx.string(n, &k("working-directory")))
         .map(|t| t.value);
-    let shell = map.get_node("shell").and_then(|n| shell(cx, n, &k("shell")));
+    let shell = map
+        .get_node("shell")
+        .and_then(|n| shell(cx, n, &k("shell")));
     let job = Job {
         id: id.to_string(),
         needs: needs.iter().map(|n| n.value.clone()).collect(),
@@ -204,7 +238,10 @@ fn check_refs(cx: &mut Cx, job: &Job, seen: &[SeenRefs]) {
             }
             let (message, hint) = if job.matrix.is_none() {
                 (
-                    format!("`matrix.{axis}` is used but job \"{}\" has no `matrix`", job.id),
+                    format!(
+                        "`matrix.{axis}` is used but job \"{}\" has no `matrix`",
+                        job.id
+                    ),
                     "add a `matrix:` to the job, or remove the reference".to_string(),
                 )
             } else {
@@ -229,7 +266,10 @@ fn check_refs(cx: &mut Cx, job: &Job, seen: &[SeenRefs]) {
             cx.error_hint(
                 s.pos,
                 &s.key,
-                format!("`needs.{need}` refers to a job that job \"{}\" does not need", job.id),
+                format!(
+                    "`needs.{need}` refers to a job that job \"{}\" does not need",
+                    job.id
+                ),
                 hint,
             );
         }
@@ -242,7 +282,12 @@ fn steps(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Vec<S
         return Vec::new();
     };
     if items.is_empty() {
-        cx.error_hint(pos(node), key, "`steps` is empty", "add at least one step, e.g. `- run: make test`");
+        cx.error_hint(
+            pos(node),
+            key,
+            "`steps` is empty",
+            "add at least one step, e.g. `- run: make test`",
+        );
     }
     items
         .iter()
@@ -266,16 +311,29 @@ fn step(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Option
             allow_failure: false,
         });
     }
-    let map = cx.mapping(node, key, "a step (a command or a mapping with `run`)", STEP_KEYS)?;
+    let map = cx.mapping(
+        node,
+        key,
+        "a step (a command or a mapping with `run`)",
+        STEP_KEYS,
+    )?;
     let k = |name: &str| join_key(key, name);
-    let name = map.get_node("name").and_then(|n| cx.text(n, &k("name"))).map(|t| {
-        cx.template_seen(&t, seen);
-        t.value
-    });
+    let name = map
+        .get_node("name")
+        .and_then(|n| cx.text(n, &k("name")))
+        .map(|t| {
+            cx.template_seen(&t, seen);
+            t.value
+        });
     let run = match map.get_node("run") {
         Some(n) => cx.text(n, &k("run")),
         None => {
-            cx.error_hint(pos(node), key, "the step has no `run`", "add `run:` with the command to run");
+            cx.error_hint(
+                pos(node),
+                key,
+                "the step has no `run`",
+                "add `run:` with the command to run",
+            );
             None
         }
     };
@@ -288,16 +346,24 @@ fn step(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Option
         .unwrap_or_default();
     let condition = map.get_node("if").and_then(|n| {
         cx.condition(n, &k("if")).map(|(e, refs)| {
-            seen.push(SeenRefs { pos: pos(n), key: k("if"), refs });
+            seen.push(SeenRefs {
+                pos: pos(n),
+                key: k("if"),
+                refs,
+            });
             e
         })
     });
-    let shell = map.get_node("shell").and_then(|n| shell(cx, n, &k("shell")));
+    let shell = map
+        .get_node("shell")
+        .and_then(|n| shell(cx, n, &k("shell")));
     let working_directory = map
         .get_node("working-directory")
         .and_then(|n| cx.string(n, &k("working-directory")))
         .map(|t| t.value);
-    let timeout = map.get_node("timeout").and_then(|n| cx.duration(n, &k("timeout")));
+    let timeout = map
+        .get_node("timeout")
+        .and_then(|n| cx.duration(n, &k("timeout")));
     let allow_failure = map
         .get_node("allow_failure")
         .and_then(|n| cx.boolean(n, &k("allow_failure")))
@@ -331,164 +397,4 @@ fn shell(cx: &mut Cx, node: &Node, key: &str) -> Option<Shell> {
             None
         }
     }
-}
-
-fn services(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> IndexMap<String, Service> {
-    let mut out = IndexMap::new();
-    let Some(map) = node.as_mapping() else {
-        cx.wrong_type(node, key, "a mapping of service names to services");
-        return out;
-    };
-    for (name, v) in map.iter() {
-        let key = join_key(key, name.as_str());
-        let k = |n: &str| join_key(&key, n);
-        let Some(s) = cx.mapping(v, &key, "a service (a mapping with `image`)", SERVICE_KEYS) else {
-            continue;
-        };
-        let image = match s.get_node("image") {
-            Some(n) => cx.string(n, &k("image")),
-            None => {
-                cx.error_hint(pos(v), &key, "the service has no `image`", "add `image:`, e.g. `image: postgres:16`");
-                None
-            }
-        };
-        if let Some(i) = &image {
-            cx.template_seen(i, seen);
-        }
-        let env = s
-            .get_node("env")
-            .map(|n| cx.env_templates(n, &k("env"), seen))
-            .unwrap_or_default();
-        let command = s.get_node("command").and_then(|n| {
-            if n.as_sequence().is_none() {
-                cx.wrong_type(n, &k("command"), "a list of strings");
-                return None;
-            }
-            let items = cx.string_list(n, &k("command"))?;
-            items.iter().for_each(|i| cx.template_seen(i, seen));
-            Some(items.into_iter().map(|i| i.value).collect())
-        });
-        let ports = s.get_node("ports").map(|n| ports(cx, n, &k("ports"))).unwrap_or_default();
-        let healthcheck = s
-            .get_node("healthcheck")
-            .and_then(|n| cx.text(n, &k("healthcheck")))
-            .map(|t| t.value);
-        if let Some(image) = image {
-            out.insert(
-                name.as_str().to_string(),
-                Service {
-                    image: image.value,
-                    env,
-                    command,
-                    ports,
-                    healthcheck,
-                },
-            );
-        }
-    }
-    out
-}
-
-fn ports(cx: &mut Cx, node: &Node, key: &str) -> Vec<u16> {
-    let Some(items) = node.as_sequence() else {
-        cx.wrong_type(node, key, "a list of port numbers");
-        return Vec::new();
-    };
-    items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| match cx.number(n, &format!("{key}[{i}]"), 65535)? {
-            0 => {
-                cx.error(pos(n), &format!("{key}[{i}]"), "port 0 is not a port a service can listen on");
-                None
-            }
-            p => u16::try_from(p).ok(),
-        })
-        .collect()
-}
-
-fn artifacts(cx: &mut Cx, node: &Node, key: &str) -> Option<Artifacts> {
-    let paths = if node.as_mapping().is_some() {
-        let map = cx.mapping(node, key, "a list of paths", ARTIFACTS_KEYS)?;
-        match map.get_node("paths") {
-            Some(n) => cx.string_list(n, &join_key(key, "paths"))?,
-            None => {
-                cx.error(pos(node), key, "`artifacts` has no `paths`");
-                return None;
-            }
-        }
-    } else {
-        cx.string_list(node, key)?
-    };
-    Some(Artifacts {
-        paths: paths.into_iter().map(|p| p.value).collect(),
-    })
-}
-
-fn cache(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Option<Cache> {
-    let map = cx.mapping(node, key, "a mapping with `key` and `paths`", CACHE_KEYS)?;
-    let cache_key = match map.get_node("key") {
-        Some(n) => cx.text(n, &join_key(key, "key")),
-        None => {
-            cx.error_hint(pos(node), key, "`cache` has no `key`", "e.g. `key: cargo-${{ hashFiles('Cargo.lock') }}`");
-            None
-        }
-    };
-    if let Some(k) = &cache_key {
-        cx.template_seen(k, seen);
-    }
-    let paths = match map.get_node("paths") {
-        Some(n) => cx.string_list(n, &join_key(key, "paths")),
-        None => {
-            cx.error_hint(pos(node), key, "`cache` has no `paths`", "e.g. `paths: [target, ~/.cargo/registry]`");
-            None
-        }
-    };
-    Some(Cache {
-        key: cache_key?.value,
-        paths: paths?.into_iter().map(|p| p.value).collect(),
-    })
-}
-
-fn approval(cx: &mut Cx, node: &Node, key: &str) -> Option<Approval> {
-    if node.as_scalar().is_some() {
-        return cx.boolean(node, key)?.then(Approval::default);
-    }
-    let map = cx.mapping(node, key, "`true` or a mapping with `message`", APPROVAL_KEYS)?;
-    Some(Approval {
-        message: map
-            .get_node("message")
-            .and_then(|n| cx.text(n, &join_key(key, "message")))
-            .map(|t| t.value),
-    })
-}
-
-fn concurrency(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Option<Concurrency> {
-    if node.as_scalar().is_some() {
-        let group = cx.text(node, key)?;
-        cx.template_seen(&group, seen);
-        return Some(Concurrency {
-            group: group.value,
-            cancel_in_progress: false,
-        });
-    }
-    let map = cx.mapping(node, key, "a group name or a mapping with `group`", CONCURRENCY_KEYS)?;
-    let group = match map.get_node("group") {
-        Some(n) => cx.text(n, &join_key(key, "group")),
-        None => {
-            cx.error(pos(node), key, "`concurrency` has no `group`");
-            None
-        }
-    };
-    if let Some(g) = &group {
-        cx.template_seen(g, seen);
-    }
-    let cancel_in_progress = map
-        .get_node("cancel-in-progress")
-        .and_then(|n| cx.boolean(n, &join_key(key, "cancel-in-progress")))
-        .unwrap_or(false);
-    Some(Concurrency {
-        group: group?.value,
-        cancel_in_progress,
-    })
 }

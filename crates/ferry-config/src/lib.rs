@@ -19,6 +19,7 @@ mod job;
 mod matrix;
 pub mod model;
 mod schema;
+mod settings;
 mod template;
 mod yaml;
 

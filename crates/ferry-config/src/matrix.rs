@@ -63,9 +63,12 @@ pub(crate) fn instance_id(job: &str, combo: &IndexMap<String, MatrixValue>) -> S
     format!("{job} ({})", pairs.join(", "))
 }
 
+/// A matrix combination: key → value, in order.
+type Combo = IndexMap<String, MatrixValue>;
+
 /// Expands every job into its instances, in file order.
 pub(crate) fn instances(p: &Pipeline) -> Vec<JobInstance> {
-    let per_job: IndexMap<&str, Vec<(String, IndexMap<String, MatrixValue>)>> = p
+    let per_job: IndexMap<&str, Vec<(String, Combo)>> = p
         .jobs
         .iter()
         .map(|(id, job)| {
@@ -84,7 +87,13 @@ pub(crate) fn instances(p: &Pipeline) -> Vec<JobInstance> {
         let needs: Vec<String> = job
             .needs
             .iter()
-            .flat_map(|n| per_job.get(n.as_str()).into_iter().flatten().map(|(iid, _)| iid.clone()))
+            .flat_map(|n| {
+                per_job
+                    .get(n.as_str())
+                    .into_iter()
+                    .flatten()
+                    .map(|(iid, _)| iid.clone())
+            })
             .collect();
         for (iid, combo) in per_job.get(id.as_str()).into_iter().flatten() {
             out.push(JobInstance {
@@ -122,7 +131,11 @@ fn value(cx: &mut Cx, node: &Node, key: &str) -> Option<MatrixValue> {
     })
 }
 
-fn combo_list(cx: &mut Cx, node: &Node, key: &str) -> Vec<(IndexMap<String, MatrixValue>, (usize, usize))> {
+fn combo_list(
+    cx: &mut Cx,
+    node: &Node,
+    key: &str,
+) -> Vec<(IndexMap<String, MatrixValue>, (usize, usize))> {
     let Some(items) = node.as_sequence() else {
         cx.wrong_type(node, key, "a list of mappings of matrix keys to values");
         return Vec::new();
@@ -158,6 +171,7 @@ pub(crate) fn matrix(cx: &mut Cx, job: &str, node: &Node, key: &str) -> Option<M
     let mut m = Matrix::default();
     let mut include_pos = Vec::new();
     let mut axis_pos = HashMap::new();
+    let mut empty_axis = false;
     for (name, v) in map.iter() {
         let k = join_key(key, name.as_str());
         match name.as_str() {
@@ -173,7 +187,13 @@ pub(crate) fn matrix(cx: &mut Cx, job: &str, node: &Node, key: &str) -> Option<M
                     continue;
                 };
                 if items.is_empty() {
-                    cx.error_hint(pos(v), &k, format!("matrix axis `{axis}` has no values"), "give at least one value, or remove the axis");
+                    empty_axis = true;
+                    cx.error_hint(
+                        pos(v),
+                        &k,
+                        format!("matrix axis `{axis}` has no values"),
+                        "give at least one value, or remove the axis",
+                    );
                     continue;
                 }
                 let values = items
@@ -193,12 +213,20 @@ pub(crate) fn matrix(cx: &mut Cx, job: &str, node: &Node, key: &str) -> Option<M
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "`exclude` entries may only use the matrix axes".to_string(),
                 };
-                cx.error_hint(pos(node), &format!("{key}.exclude[{i}]"), format!("`{name}` is not a matrix axis"), hint);
+                cx.error_hint(
+                    pos(node),
+                    &format!("{key}.exclude[{i}]"),
+                    format!("`{name}` is not a matrix axis"),
+                    hint,
+                );
             }
         }
     }
     let combos = combinations(&m);
     if combos.is_empty() {
+        if empty_axis {
+            return None;
+        }
         cx.error_hint(
             pos(node),
             key,
@@ -216,17 +244,22 @@ pub(crate) fn matrix(cx: &mut Cx, job: &str, node: &Node, key: &str) -> Option<M
                     include_pos.get(*i).copied().unwrap_or(pos(node)),
                     format!("{key}.include[{i}]"),
                     match first {
-                        Origin::Product => "this `include` entry repeats a combination of the axes; remove it".to_string(),
-                        Origin::Include(j) => format!("this `include` entry repeats `include[{j}]`; remove one"),
+                        Origin::Product => {
+                            "this `include` entry repeats a combination of the axes; remove it"
+                                .to_string()
+                        }
+                        Origin::Include(j) => {
+                            format!("this `include` entry repeats `include[{j}]`; remove one")
+                        }
                     },
                 ),
                 Origin::Product => {
                     let axis = combo
                         .keys()
                         .find(|a| {
-                            m.axes
-                                .get(*a)
-                                .is_some_and(|vs| vs.iter().filter(|v| Some(*v) == combo.get(*a)).count() > 1)
+                            m.axes.get(*a).is_some_and(|vs| {
+                                vs.iter().filter(|v| Some(*v) == combo.get(*a)).count() > 1
+                            })
                         })
                         .cloned()
                         .unwrap_or_default();
@@ -237,7 +270,12 @@ pub(crate) fn matrix(cx: &mut Cx, job: &str, node: &Node, key: &str) -> Option<M
                     )
                 }
             };
-            cx.error_hint(at, &k, format!("matrix instance \"{id}\" is produced twice"), hint);
+            cx.error_hint(
+                at,
+                &k,
+                format!("matrix instance \"{id}\" is produced twice"),
+                hint,
+            );
         } else {
             seen.insert(id, *origin);
         }

@@ -309,14 +309,26 @@ mod tests {
         assert_eq!(keys_of(&s, None), set(crate::convert::TOP_KEYS));
         assert_eq!(keys_of(&s, Some("OnMap")), set(crate::convert::ON_KEYS));
         assert_eq!(keys_of(&s, Some("Push")), set(crate::convert::PUSH_KEYS));
-        assert_eq!(keys_of(&s, Some("CronEntry")), set(crate::convert::SCHEDULE_KEYS));
+        assert_eq!(
+            keys_of(&s, Some("CronEntry")),
+            set(crate::convert::SCHEDULE_KEYS)
+        );
         assert_eq!(keys_of(&s, Some("Job")), set(crate::job::JOB_KEYS));
         assert_eq!(keys_of(&s, Some("StepMap")), set(crate::job::STEP_KEYS));
         assert_eq!(keys_of(&s, Some("Service")), set(crate::job::SERVICE_KEYS));
-        assert_eq!(keys_of(&s, Some("ArtifactsMap")), set(crate::job::ARTIFACTS_KEYS));
+        assert_eq!(
+            keys_of(&s, Some("ArtifactsMap")),
+            set(crate::job::ARTIFACTS_KEYS)
+        );
         assert_eq!(keys_of(&s, Some("Cache")), set(crate::job::CACHE_KEYS));
-        assert_eq!(keys_of(&s, Some("ApprovalMap")), set(crate::job::APPROVAL_KEYS));
-        assert_eq!(keys_of(&s, Some("ConcurrencyMap")), set(crate::job::CONCURRENCY_KEYS));
+        assert_eq!(
+            keys_of(&s, Some("ApprovalMap")),
+            set(crate::job::APPROVAL_KEYS)
+        );
+        assert_eq!(
+            keys_of(&s, Some("ConcurrencyMap")),
+            set(crate::job::CONCURRENCY_KEYS)
+        );
         assert_eq!(s["$defs"]["Job"]["additionalProperties"], false);
     }
 }

@@ -26,9 +26,8 @@ pub(crate) fn split(template: &str) -> Result<Vec<Piece<'_>>, String> {
             pieces.push(Piece::Text(&rest[..start]));
         }
         let body = &rest[start + 3..];
-        let end = find_close(body).ok_or_else(|| {
-            "unclosed `${{`: the expression has no closing `}}`".to_string()
-        })?;
+        let end = find_close(body)
+            .ok_or_else(|| "unclosed `${{`: the expression has no closing `}}`".to_string())?;
         pieces.push(Piece::Expr(&body[..end]));
         rest = &body[end + 2..];
     }
@@ -65,31 +64,36 @@ fn find_close(body: &str) -> Option<usize> {
     None
 }
 
-/// Checks every expression of a template; returns what they refer to.
-pub(crate) fn check_template(template: &str) -> Result<Refs, Vec<Problem>> {
-    let pieces = split(template).map_err(|m| {
-        vec![(
-            m,
-            Some("close it with `}}`, e.g. `${{ matrix.os }}`".to_string()),
-        )]
-    })?;
+/// Checks every expression of a template; returns what they refer to (as far as
+/// they parse) and the problems.
+pub(crate) fn check_template(template: &str) -> (Refs, Vec<Problem>) {
+    let pieces = match split(template) {
+        Ok(p) => p,
+        Err(m) => {
+            return (
+                Refs::default(),
+                vec![(
+                    m,
+                    Some("close it with `}}`, e.g. `${{ matrix.os }}`".to_string()),
+                )],
+            );
+        }
+    };
     let mut all = Refs::default();
     let mut problems = Vec::new();
     for piece in pieces {
         if let Piece::Expr(src) = piece {
-            match check(src.trim(), Place::Template) {
-                Ok(refs) => merge(&mut all, refs),
-                Err(p) => problems.extend(p.into_iter().map(|(m, h)| {
-                    (format!("in `${{{{{src}}}}}`: {m}"), h)
-                })),
+            let (refs, p) = check(src.trim(), Place::Template);
+            if let Some(refs) = refs {
+                merge(&mut all, refs);
             }
+            problems.extend(
+                p.into_iter()
+                    .map(|(m, h)| (format!("in `${{{{{src}}}}}`: {m}"), h)),
+            );
         }
     }
-    if problems.is_empty() {
-        Ok(all)
-    } else {
-        Err(problems)
-    }
+    (all, problems)
 }
 
 fn merge(into: &mut Refs, from: Refs) {
@@ -163,4 +167,33 @@ pub fn referenced_secrets(template: &str) -> BTreeSet<String> {
         }
     }
     names
+}
+
+impl crate::model::Job {
+    /// Names of every secret the job's templates reference: the pipeline's `env`
+    /// (pass [`crate::Pipeline::env`]), the job's `env`, `image`, `services` (image,
+    /// env, command), `cache.key`, `concurrency.group` and each step's `name`, `run`
+    /// and `env`. The engine fills [`EvalContext::secrets`] with exactly these.
+    pub fn referenced_secrets(
+        &self,
+        pipeline_env: &indexmap::IndexMap<String, String>,
+    ) -> BTreeSet<String> {
+        let mut templates: Vec<&str> = Vec::new();
+        templates.extend(pipeline_env.values().map(String::as_str));
+        templates.extend(self.env.values().map(String::as_str));
+        templates.extend(self.image.as_deref());
+        for s in self.services.values() {
+            templates.push(&s.image);
+            templates.extend(s.env.values().map(String::as_str));
+            templates.extend(s.command.iter().flatten().map(String::as_str));
+        }
+        templates.extend(self.cache.as_ref().map(|c| c.key.as_str()));
+        templates.extend(self.concurrency.as_ref().map(|c| c.group.as_str()));
+        for step in &self.steps {
+            templates.extend(step.name.as_deref());
+            templates.push(&step.run);
+            templates.extend(step.env.values().map(String::as_str));
+        }
+        templates.into_iter().flat_map(referenced_secrets).collect()
+    }
 }

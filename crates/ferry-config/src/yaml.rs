@@ -32,21 +32,21 @@ pub(crate) fn load(file: &Path, text: &str) -> (Option<Node>, Vec<Diagnostic>) {
 fn load_error(file: &Path, e: &LoadError) -> Diagnostic {
     let at = |m: &marked_yaml::Marker| (m.line(), m.column());
     match e {
-        LoadError::ScanError(m, scan) => Diagnostic::new(
-            file,
-            at(m),
-            "",
-            format!("invalid YAML: {}", scan.info()),
-        )
-        .with_hint("check the indentation and quoting around this position"),
+        LoadError::ScanError(m, scan) => {
+            Diagnostic::new(file, at(m), "", format!("invalid YAML: {}", scan.info()))
+                .with_hint("check the indentation and quoting around this position")
+        }
         LoadError::TopLevelMustBeMapping(m) | LoadError::TopLevelMustBeSequence(m) => {
             Diagnostic::new(file, at(m), "", "the file must be a mapping of keys")
                 .with_hint("start with `name:`, `on:` and `jobs:` at the left margin")
         }
-        LoadError::UnexpectedAnchor(m) => {
-            Diagnostic::new(file, at(m), "", "YAML anchors and aliases are not supported")
-                .with_hint("write the value out in full")
-        }
+        LoadError::UnexpectedAnchor(m) => Diagnostic::new(
+            file,
+            at(m),
+            "",
+            "YAML anchors and aliases are not supported",
+        )
+        .with_hint("write the value out in full"),
         LoadError::MappingKeyMustBeScalar(m) => {
             Diagnostic::new(file, at(m), "", "a key must be a plain string")
         }
