@@ -1,0 +1,587 @@
+//! `bench ci`: what `ferry run` adds to a pipeline, measured side by side with bash
+//! running the same commands, in one scratch repository:
+//!
+//! - per-step overhead on the host: 100 steps `run: "true"` against a bash script that
+//!   forks `/bin/true` 100 times, and ferry's fixed cost with a 1-step pipeline;
+//! - log throughput: a step writing 200 MB to stdout with a stored secret referenced by
+//!   the job (so every byte goes through masking), against bash writing to /dev/null;
+//! - container-step overhead: 20 steps in `ferry-test/busybox:1` against the same 20
+//!   steps on the host executor.
+//!
+//! Measurements are interleaved (ferry, bash, ferry, bash, …) so drift in the machine's
+//! load hits both sides alike; figures use the median run.
+
+use super::machine::Machine;
+use super::report::{Goal, Report, Row};
+use super::stats::Timing;
+use crate::{paths, phase, proc, services, test::cargo};
+use anyhow::{Context, bail};
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Steps in the host pipeline.
+const STEPS: usize = 100;
+/// Steps in the container pipeline (each is an exec into the job's container).
+const CONTAINER_STEPS: usize = 20;
+/// Bytes the log step writes.
+const LOG_BYTES: u64 = 200_000_000;
+/// The secret's value; it appears in every log line, so masking has work to do.
+const SECRET: &str = "s3cr3t-value-123";
+const SECRET_NAME: &str = "BENCH_TOKEN";
+const LOG_LINE: &str = "log line with the secret s3cr3t-value-123 in it";
+/// Per-step overhead goal, in milliseconds.
+const STEP_GOAL_MS: f64 = 5.0;
+/// Log throughput goal, as a fraction of bash's.
+const LOG_GOAL_RATIO: f64 = 2.0 / 3.0;
+
+/// The log step's command. `yes` dies of SIGPIPE when `head` is done, and steps run
+/// under `pipefail`; the braces keep that from failing the step.
+fn log_command() -> String {
+    format!("{{ yes \"{LOG_LINE}\" || true; }} | head -c {LOG_BYTES}")
+}
+
+/// The scratch repository's ferry.yml: one job per measurement.
+fn pipeline_yaml() -> String {
+    let steps = |n: usize| "      - run: \"true\"\n".repeat(n);
+    let secret_env = format!("    env:\n      TOKEN: \"${{{{ secrets.{SECRET_NAME} }}}}\"\n");
+    let image = format!("    image: {}\n", services::BUSYBOX_IMAGE);
+    let mut y = String::from("name: bench\njobs:\n");
+    let _ = write!(y, "  steps1:\n    steps:\n{}", steps(1));
+    let _ = write!(y, "  steps{STEPS}:\n    steps:\n{}", steps(STEPS));
+    let _ = write!(
+        y,
+        "  steps{CONTAINER_STEPS}:\n    steps:\n{}",
+        steps(CONTAINER_STEPS)
+    );
+    let _ = write!(
+        y,
+        "  mask_check:\n{secret_env}    steps:\n      - run: echo \"mask-check $TOKEN {SECRET}\"\n"
+    );
+    let _ = write!(
+        y,
+        "  log:\n{secret_env}    steps:\n      - run: '{}'\n",
+        log_command()
+    );
+    let _ = write!(y, "  container1:\n{image}    steps:\n{}", steps(1));
+    let _ = write!(
+        y,
+        "  container{CONTAINER_STEPS}:\n{image}    steps:\n{}",
+        steps(CONTAINER_STEPS)
+    );
+    y
+}
+
+/// What one timed run executes.
+enum Target {
+    /// `ferry run JOB` in the scratch repository.
+    Ferry(String),
+    /// `bash SCRIPT`.
+    Bash(PathBuf),
+}
+
+/// The scratch repository, data directory and scripts of one suite run.
+struct Bench {
+    _dir: paths::ScratchDir,
+    ferry: PathBuf,
+    repo: PathBuf,
+    data: PathBuf,
+    scripts: PathBuf,
+    logs: PathBuf,
+    master_key: String,
+}
+
+impl Bench {
+    fn new(ferry: PathBuf) -> anyhow::Result<Bench> {
+        let dir = paths::ScratchDir::new("ferry-bench-")?;
+        let root = dir.path().to_path_buf();
+        let bench = Bench {
+            ferry,
+            repo: root.join("repo"),
+            data: root.join("data"),
+            scripts: root.join("scripts"),
+            logs: root.join("logs"),
+            master_key: random_hex_key()?,
+            _dir: dir,
+        };
+        for d in [&bench.repo, &bench.data, &bench.scripts, &bench.logs] {
+            std::fs::create_dir_all(d)?;
+        }
+        std::fs::write(bench.repo.join("ferry.yml"), pipeline_yaml())?;
+        let git = |args: &[&str]| {
+            let mut c = Command::new("git");
+            c.current_dir(&bench.repo)
+                .args([
+                    "-c",
+                    "user.name=Ferry Bench",
+                    "-c",
+                    "user.email=bench@ferry.invalid",
+                ])
+                .args(args);
+            proc::output(&mut c).map(drop)
+        };
+        git(&["init", "--quiet"])?;
+        git(&["add", "ferry.yml"])?;
+        git(&["commit", "--quiet", "--message", "Benchmark pipeline"])?;
+        let true_n = |n: usize| "/bin/true\n".repeat(n);
+        bench.script("steps1", &true_n(1))?;
+        bench.script(&format!("steps{STEPS}"), &true_n(STEPS))?;
+        bench.script("log", &format!("{} > /dev/null\n", log_command()))?;
+        Ok(bench)
+    }
+
+    fn script(&self, name: &str, body: &str) -> anyhow::Result<()> {
+        let path = self.scripts.join(format!("{name}.sh"));
+        std::fs::write(&path, body).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    fn ferry(&self) -> Command {
+        let mut c = Command::new(&self.ferry);
+        c.current_dir(&self.repo)
+            .env("FERRY_DATA_DIR", &self.data)
+            .env("FERRY_MASTER_KEY", &self.master_key)
+            .env("NO_COLOR", "1");
+        c
+    }
+
+    fn set_secret(&self) -> anyhow::Result<()> {
+        let mut cmd = self.ferry();
+        cmd.args(["secret", "set", SECRET_NAME])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start `{}`", proc::display(&cmd)))?;
+        child
+            .stdin
+            .take()
+            .context("stdin of `ferry secret set`")?
+            .write_all(SECRET.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!(
+                "`{}` {}: {}{}",
+                proc::display(&cmd),
+                proc::describe(out.status),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Runs a job once, untimed, keeping its output: it must succeed before timing
+    /// it means anything. Returns its stdout (unless `keep_stdout` is false).
+    fn check_job(&self, job: &str, keep_stdout: bool) -> anyhow::Result<String> {
+        let out_path = self.logs.join(format!("{job}.stdout"));
+        let err_path = self.logs.join(format!("{job}.stderr"));
+        let mut cmd = self.ferry();
+        cmd.args(["run", job]);
+        let stdout = if keep_stdout {
+            Stdio::from(File::create(&out_path)?)
+        } else {
+            Stdio::null()
+        };
+        let status = cmd
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(File::create(&err_path)?)
+            .status()
+            .with_context(|| format!("cannot start `{}`", proc::display(&cmd)))?;
+        if !status.success() {
+            bail!(
+                "`{}` (in {}) {}\n--- stdout (end) ---\n{}\n--- stderr (end) ---\n{}",
+                proc::display(&cmd),
+                self.repo.display(),
+                proc::describe(status),
+                proc::tail(&out_path, 20),
+                proc::tail(&err_path, 20)
+            );
+        }
+        Ok(if keep_stdout {
+            String::from_utf8_lossy(&std::fs::read(&out_path)?).into_owned()
+        } else {
+            String::new()
+        })
+    }
+
+    fn time_once(&self, target: &Target) -> anyhow::Result<Duration> {
+        let mut cmd = match target {
+            Target::Ferry(job) => {
+                let mut c = self.ferry();
+                c.args(["run", job]);
+                c
+            }
+            Target::Bash(script) => {
+                let mut c = Command::new("bash");
+                c.arg(script).current_dir(&self.repo);
+                c
+            }
+        };
+        let err_path = self.logs.join("timed.stderr");
+        let started = Instant::now();
+        let status = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&err_path)?)
+            .status()
+            .with_context(|| format!("cannot start `{}`", proc::display(&cmd)))?;
+        let elapsed = started.elapsed();
+        if !status.success() {
+            bail!(
+                "`{}` {} during a timed run:\n{}",
+                proc::display(&cmd),
+                proc::describe(status),
+                proc::tail(&err_path, 20)
+            );
+        }
+        Ok(elapsed)
+    }
+
+    /// Times every target `runs` times, interleaved.
+    fn time_all(&self, runs: usize, targets: &[(&str, Target)]) -> anyhow::Result<Vec<Timing>> {
+        let mut samples = vec![Vec::with_capacity(runs); targets.len()];
+        for _ in 0..runs {
+            for ((_, target), out) in targets.iter().zip(&mut samples) {
+                out.push(self.time_once(target)?);
+            }
+        }
+        Ok(targets
+            .iter()
+            .zip(&samples)
+            .map(|((name, _), s)| Timing::new(name, s))
+            .collect())
+    }
+}
+
+/// A throwaway master key for the scratch data directory: 32 random bytes as hex.
+fn random_hex_key() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Builds the release binary and checks it has the commands the suite drives.
+fn build_ferry() -> anyhow::Result<PathBuf> {
+    let p = phase::start("building ferry (release)");
+    proc::run(cargo().args(["build", "--release", "--package", "ferry"]))?;
+    let bin = paths::target_dir().join("release/ferry");
+    if !bin.is_file() {
+        bail!("`cargo build --release` did not produce {}", bin.display());
+    }
+    for sub in [&["run", "--help"][..], &["secret", "set", "--help"]] {
+        let mut cmd = Command::new(&bin);
+        cmd.args(sub);
+        if !proc::succeeds(&mut cmd) {
+            bail!(
+                "`{}` fails: this build of ferry cannot be benchmarked yet",
+                proc::display(&cmd)
+            );
+        }
+    }
+    p.done(&format!("built {}", bin.display()));
+    Ok(bin)
+}
+
+/// Whether masking held in the mask-check job's output.
+fn masking_note(stdout: &str) -> (&'static str, bool) {
+    if stdout.contains(SECRET) {
+        ("the secret was VISIBLE in `ferry run` output", false)
+    } else if stdout.contains("mask-check") {
+        (
+            "masking checked: the secret was hidden in `ferry run` output",
+            true,
+        )
+    } else {
+        (
+            "masking not checked: `ferry run` did not print step output",
+            true,
+        )
+    }
+}
+
+fn ms(seconds: f64) -> f64 {
+    seconds * 1000.0
+}
+
+/// Runs the suite.
+pub fn run(runs: usize) -> anyhow::Result<Report> {
+    let machine = Machine::detect();
+    let ferry = build_ferry()?;
+    services::ensure_docker(false)?;
+    services::ensure_busybox_image(false)?;
+
+    let p = phase::start("preparing the scratch repository");
+    let bench = Bench::new(ferry)?;
+    bench.set_secret()?;
+    let steps_job = format!("steps{STEPS}");
+    let host_c_job = format!("steps{CONTAINER_STEPS}");
+    let container_job = format!("container{CONTAINER_STEPS}");
+    for job in [
+        "steps1",
+        &steps_job,
+        &host_c_job,
+        "container1",
+        &container_job,
+    ] {
+        bench.check_job(job, true)?;
+    }
+    let mask_out = bench.check_job("mask_check", true)?;
+    let (mask_note, masked) = masking_note(&mask_out);
+    if !masked {
+        phase::note(&format!("WARNING: {mask_note}"));
+    }
+    bench.check_job("log", false)?;
+    p.done("every benchmark job ran once");
+
+    let script = |name: &str| Target::Bash(bench.scripts.join(format!("{name}.sh")));
+    let ferry = |job: &str| Target::Ferry(job.to_string());
+
+    let p = phase::start(&format!("timing host steps ({runs} runs)"));
+    let host = bench.time_all(
+        runs,
+        &[
+            ("ferry run, 1 step", ferry("steps1")),
+            ("bash, /bin/true once", script("steps1")),
+            (&format!("ferry run, {STEPS} steps"), ferry(&steps_job)),
+            (&format!("bash, /bin/true × {STEPS}"), script(&steps_job)),
+        ],
+    )?;
+    p.done("timed host steps");
+
+    let p = phase::start(&format!("timing log throughput ({runs} runs)"));
+    let log = bench.time_all(
+        runs,
+        &[
+            ("ferry run, 200 MB of masked log", ferry("log")),
+            ("bash, 200 MB to /dev/null", script("log")),
+        ],
+    )?;
+    p.done("timed log throughput");
+
+    let p = phase::start(&format!("timing container steps ({runs} runs)"));
+    let container = bench.time_all(
+        runs,
+        &[
+            (
+                &format!("ferry run, {CONTAINER_STEPS} steps on the host"),
+                ferry(&host_c_job),
+            ),
+            ("ferry run, 1 step in a container", ferry("container1")),
+            (
+                &format!("ferry run, {CONTAINER_STEPS} steps in a container"),
+                ferry(&container_job),
+            ),
+        ],
+    )?;
+    p.done("timed container steps");
+
+    let results = figures(&host, &log, &container, mask_note, masked);
+    let mut timings = host;
+    timings.extend(log);
+    timings.extend(container);
+    Ok(Report {
+        suite: "ci".into(),
+        machine,
+        runs,
+        results,
+        timings,
+    })
+}
+
+/// The suite's figures from its timings (in the order `run` measured them).
+fn figures(
+    host: &[Timing],
+    log: &[Timing],
+    container: &[Timing],
+    mask_note: &str,
+    masked: bool,
+) -> Vec<Row> {
+    let n = STEPS as f64;
+    let cn = CONTAINER_STEPS as f64;
+    let [f1, b1, f100, b100] = [0, 1, 2, 3].map(|i| host[i].median_s);
+    let [flog, blog] = [0, 1].map(|i| log[i].median_s);
+    let [h20, c1, c20] = [0, 1, 2].map(|i| container[i].median_s);
+    let mb = LOG_BYTES as f64 / 1e6;
+    let mut rows = vec![
+        Row::new(
+            "per-step overhead (host)",
+            ms(f100 - b100) / n,
+            "ms",
+            Some(Goal::AtMost(STEP_GOAL_MS)),
+            &format!(
+                "(`ferry run` of {STEPS} steps `true` − bash forking `/bin/true` {STEPS} times) / {STEPS}"
+            ),
+        ),
+        Row::new(
+            "marginal cost of a step (host)",
+            ms((f100 - f1) - (b100 - b1)) / (n - 1.0),
+            "ms",
+            None,
+            &format!(
+                "as above without the fixed cost: ((ferry {STEPS} − ferry 1) − (bash {STEPS} − bash 1)) / {}",
+                STEPS - 1
+            ),
+        ),
+        Row::new(
+            "fixed overhead (1-step pipeline)",
+            ms(f1 - b1),
+            "ms",
+            None,
+            &format!(
+                "`ferry run` of 1 step ({:.0} ms wall) − bash running `/bin/true` once",
+                ms(f1)
+            ),
+        ),
+        Row::new(
+            "log throughput, ferry",
+            mb / flog,
+            "MB/s",
+            None,
+            &format!(
+                "200 MB of `yes` output through `ferry run`, secret referenced by the job; {mask_note}"
+            ),
+        ),
+        Row::new(
+            "log throughput, bash",
+            mb / blog,
+            "MB/s",
+            None,
+            "the same command with `> /dev/null`",
+        ),
+        Row::new(
+            "log throughput ratio",
+            blog / flog,
+            "",
+            Some(Goal::AtLeast(LOG_GOAL_RATIO)),
+            "ferry MB/s ÷ bash MB/s",
+        ),
+        Row::new(
+            "per-step overhead (container vs host)",
+            ms(c20 - h20) / cn,
+            "ms",
+            None,
+            &format!(
+                "(`ferry run` of {CONTAINER_STEPS} steps in `{}` − the same on the host) / {CONTAINER_STEPS}",
+                services::BUSYBOX_IMAGE
+            ),
+        ),
+        Row::new(
+            "marginal cost of a container step",
+            ms(c20 - c1) / (cn - 1.0),
+            "ms",
+            None,
+            &format!(
+                "(container {CONTAINER_STEPS} steps − container 1 step) / {}",
+                CONTAINER_STEPS - 1
+            ),
+        ),
+        Row::new(
+            "container job fixed overhead",
+            ms(c1 - f1),
+            "ms",
+            None,
+            "1 step in a container − 1 step on the host (container create, start, remove)",
+        ),
+    ];
+    if !masked {
+        rows.push(Row::new(
+            "secret masked",
+            0.0,
+            "",
+            Some(Goal::AtLeast(1.0)),
+            mask_note,
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_has_a_job_per_measurement_with_the_right_step_counts() {
+        let y = pipeline_yaml();
+        // A job's block: the lines after `  name:` up to the next job.
+        let job = |name: &str| {
+            let header = format!("  {name}:");
+            let mut lines = y.lines().skip_while(|l| *l != header);
+            assert!(lines.next().is_some(), "no job {name} in\n{y}");
+            lines
+                .take_while(|l| l.starts_with("   "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        assert_eq!(job("steps1").matches("- run: \"true\"").count(), 1);
+        assert_eq!(job("steps100").matches("- run: \"true\"").count(), 100);
+        assert_eq!(job("steps20").matches("- run: \"true\"").count(), 20);
+        assert_eq!(job("container20").matches("- run: \"true\"").count(), 20);
+        assert!(job("container1").contains("image: ferry-test/busybox:1"));
+        assert!(!job("steps20").contains("image:"));
+        let log = job("log");
+        assert!(
+            log.contains("TOKEN: \"${{ secrets.BENCH_TOKEN }}\""),
+            "{log}"
+        );
+        assert!(log.contains("| head -c 200000000'"), "{log}");
+        assert!(job("mask_check").contains("secrets.BENCH_TOKEN"));
+    }
+
+    #[test]
+    fn log_command_survives_pipefail_and_writes_exactly_the_bytes() {
+        let out = Command::new("bash")
+            .args(["-eo", "pipefail", "-c"])
+            .arg(log_command().replace("200000000", "1000"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(out.stdout.len(), 1000);
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with(LOG_LINE));
+    }
+
+    #[test]
+    fn master_key_is_64_hex_characters() {
+        let key = random_hex_key().unwrap();
+        assert_eq!(key.len(), 64);
+        assert!(key.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn masking_is_judged_from_the_output() {
+        assert!(!masking_note("mask-check *** s3cr3t-value-123").1);
+        assert!(masking_note("mask-check *** ***").1);
+        assert!(masking_note("").0.contains("not checked"));
+    }
+
+    #[test]
+    fn figures_subtract_the_baseline_and_judge_the_goals() {
+        let t = |s: f64| Timing::new("t", &[Duration::from_secs_f64(s)]);
+        let host = [t(0.020), t(0.002), t(0.400), t(0.102)];
+        let log = [t(2.0), t(1.0)];
+        let container = [t(0.080), t(0.500), t(1.450)];
+        let rows = figures(&host, &log, &container, "masked", true);
+        let get = |name: &str| rows.iter().find(|r| r.metric == name).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(get("per-step overhead (host)").value, 2.98));
+        assert_eq!(get("per-step overhead (host)").met, Some(true));
+        assert!(close(get("fixed overhead (1-step pipeline)").value, 18.0));
+        assert!(close(get("log throughput, ferry").value, 100.0));
+        assert!(close(get("log throughput ratio").value, 0.5));
+        assert_eq!(get("log throughput ratio").met, Some(false));
+        assert!(close(
+            get("per-step overhead (container vs host)").value,
+            68.5
+        ));
+        assert!(close(get("marginal cost of a container step").value, 50.0));
+        assert!(rows.iter().all(|r| r.metric != "secret masked"));
+        let leaked = figures(&host, &log, &container, "visible", false);
+        assert_eq!(leaked.last().unwrap().met, Some(false));
+    }
+}

@@ -1,0 +1,224 @@
+//! The command line. Hand-parsed: four commands do not earn a clap build in every
+//! fresh CI clone.
+
+use anyhow::{Context, bail};
+
+/// Printed by `cargo xtask help` and after a usage error.
+pub const USAGE: &str = "\
+usage: cargo xtask COMMAND
+
+commands:
+  test [--dry-run] [-- NEXTEST_ARGS...]
+        install and start what the suite needs, then `cargo nextest run --workspace
+        --profile ci NEXTEST_ARGS...`; --dry-run prints the plan without changing
+        anything or running tests
+  setup [--dry-run]
+        only install and start what the suite needs (tools, Docker, test image)
+  lint  cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
+  bench SUITE [--runs N] [--no-write]
+        run a benchmark suite, print a table, append it to docs/BENCHMARKS.md and write
+        target/bench/SUITE.json (--no-write: print only); suites: ci";
+
+/// One invocation of `cargo xtask`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Task {
+    /// `cargo xtask help`.
+    Help,
+    /// `cargo xtask setup`.
+    Setup { dry_run: bool },
+    /// `cargo xtask test`.
+    Test {
+        dry_run: bool,
+        nextest_args: Vec<String>,
+    },
+    /// `cargo xtask lint`.
+    Lint,
+    /// `cargo xtask bench SUITE`.
+    Bench(BenchOpts),
+}
+
+/// The benchmark suites. Each is a subcommand of `cargo xtask bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    /// Pipeline overheads measured through `ferry run`: per step, logs, containers.
+    Ci,
+}
+
+impl Suite {
+    /// Every suite, for parsing and help.
+    pub const ALL: &[Suite] = &[Suite::Ci];
+
+    /// The suite's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Ci => "ci",
+        }
+    }
+}
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BenchOpts {
+    /// Which suite to run.
+    pub suite: Suite,
+    /// Timed runs per measurement (the median is reported).
+    pub runs: usize,
+    /// Whether to record results in docs/BENCHMARKS.md and target/bench/.
+    pub write: bool,
+}
+
+/// Parses the arguments after `cargo xtask`.
+pub fn parse(args: &[String]) -> anyhow::Result<Task> {
+    let Some((command, rest)) = args.split_first() else {
+        return Ok(Task::Help);
+    };
+    match command.as_str() {
+        "help" | "-h" | "--help" => Ok(Task::Help),
+        "lint" => {
+            no_more(rest)?;
+            Ok(Task::Lint)
+        }
+        "setup" => {
+            let mut dry_run = false;
+            for arg in rest {
+                match arg.as_str() {
+                    "--dry-run" => dry_run = true,
+                    other => bail!("`setup` does not take `{other}`"),
+                }
+            }
+            Ok(Task::Setup { dry_run })
+        }
+        "test" => {
+            // Our own flags come first; everything else (and all after `--`) is
+            // nextest's, so `cargo xtask test -- -E 'test(docker)'` works.
+            let mut dry_run = false;
+            let mut nextest_args = Vec::new();
+            let mut iter = rest.iter();
+            for arg in iter.by_ref() {
+                match arg.as_str() {
+                    "--" => break,
+                    "--dry-run" => dry_run = true,
+                    _ => nextest_args.push(arg.clone()),
+                }
+            }
+            nextest_args.extend(iter.cloned());
+            Ok(Task::Test {
+                dry_run,
+                nextest_args,
+            })
+        }
+        "bench" => parse_bench(rest).map(Task::Bench),
+        other => bail!("unknown command `{other}`"),
+    }
+}
+
+fn parse_bench(args: &[String]) -> anyhow::Result<BenchOpts> {
+    let names = || {
+        Suite::ALL
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let Some((suite, rest)) = args.split_first() else {
+        bail!("`bench` needs a suite: {}", names());
+    };
+    let suite = Suite::ALL
+        .iter()
+        .copied()
+        .find(|s| s.name() == suite)
+        .with_context(|| format!("unknown benchmark suite `{suite}`; suites: {}", names()))?;
+    let mut opts = BenchOpts {
+        suite,
+        runs: 5,
+        write: true,
+    };
+    let mut iter = rest.iter();
+    while let Some(arg) = iter.next() {
+        match arg.as_str() {
+            "--no-write" => opts.write = false,
+            "--runs" => {
+                let n = iter.next().context("`--runs` needs a number")?;
+                opts.runs = n
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .with_context(|| format!("`--runs {n}`: expected a whole number ≥ 1"))?;
+            }
+            other => bail!("`bench {}` does not take `{other}`", suite.name()),
+        }
+    }
+    Ok(opts)
+}
+
+fn no_more(rest: &[String]) -> anyhow::Result<()> {
+    match rest.first() {
+        Some(extra) => bail!("unexpected argument `{extra}`"),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn test_passes_everything_after_double_dash_to_nextest() {
+        let task = parse(&args("test --dry-run -- -E test(docker) --no-capture")).unwrap();
+        assert_eq!(
+            task,
+            Task::Test {
+                dry_run: true,
+                nextest_args: args("-E test(docker) --no-capture"),
+            }
+        );
+    }
+
+    #[test]
+    fn test_passes_a_bare_filter_to_nextest() {
+        let task = parse(&args("test masks_secrets")).unwrap();
+        assert_eq!(
+            task,
+            Task::Test {
+                dry_run: false,
+                nextest_args: args("masks_secrets"),
+            }
+        );
+    }
+
+    #[test]
+    fn bench_parses_suite_and_runs() {
+        let task = parse(&args("bench ci --runs 7 --no-write")).unwrap();
+        assert_eq!(
+            task,
+            Task::Bench(BenchOpts {
+                suite: Suite::Ci,
+                runs: 7,
+                write: false
+            })
+        );
+    }
+
+    #[test]
+    fn bench_rejects_unknown_suite_and_names_the_known_ones() {
+        let err = parse(&args("bench nope")).unwrap_err().to_string();
+        assert_eq!(err, "unknown benchmark suite `nope`; suites: ci");
+    }
+
+    #[test]
+    fn bench_rejects_zero_runs() {
+        let err = parse(&args("bench ci --runs 0")).unwrap_err().to_string();
+        assert!(err.contains("≥ 1"), "{err}");
+    }
+
+    #[test]
+    fn no_command_prints_help_and_unknown_command_is_an_error() {
+        assert_eq!(parse(&[]).unwrap(), Task::Help);
+        assert!(parse(&args("deploy")).is_err());
+        assert!(parse(&args("lint extra")).is_err());
+    }
+}
