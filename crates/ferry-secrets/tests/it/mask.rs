@@ -272,16 +272,17 @@ fn streaming_output_equals_whole_text_output_for_any_chunking() {
         b"q", b"abcab", b"\xff",
     ];
     let mut rng = Lcg(7);
-    for _ in 0..400 {
+    for _ in 0..1000 {
         let mut text = Vec::new();
-        for _ in 0..rng.next(40) {
+        for _ in 0..rng.next(80) {
             text.extend_from_slice(pieces[rng.next(pieces.len())]);
         }
         let whole = m.mask_bytes(&text);
         let mut chunks = Vec::new();
         let mut rest = &text[..];
         while !rest.is_empty() {
-            let (a, b) = rest.split_at(1 + rng.next(rest.len().min(9)));
+            let max = if rng.next(2) == 0 { 9 } else { 90 };
+            let (a, b) = rest.split_at(1 + rng.next(rest.len().min(max)));
             chunks.push(a);
             rest = b;
         }
@@ -319,4 +320,30 @@ fn debug_output_never_shows_secret_values() {
     s.push(b"hunter2-Pa55", &mut out);
     let shown = format!("{m:?} {s:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn masks_many_secrets_at_once_split_anywhere() {
+    // 12 secrets use several SIMD searchers; 60 use the automaton.
+    for count in [12, 60] {
+        let secrets: Vec<String> = (0..count)
+            .map(|i| format!("k{i:02}-S3cret/+{}", i * 31))
+            .collect();
+        let m = Masker::new(&secrets);
+        let mut text = String::from("start ");
+        for s in secrets.iter().rev() {
+            text.push_str(&format!("[{s}] [{}] ", STANDARD.encode(s)));
+        }
+        let whole = m.mask_bytes(text.as_bytes());
+        let expected = format!("start {}", "[***] [***] ".repeat(count));
+        assert_eq!(String::from_utf8_lossy(&whole), expected, "{count} secrets");
+        let t = text.as_bytes();
+        for split in (0..t.len()).step_by(7) {
+            assert_eq!(
+                stream(&m, &[&t[..split], &t[split..]]),
+                whole,
+                "split at {split}"
+            );
+        }
+    }
 }
