@@ -261,7 +261,13 @@ fn schedule(cx: &mut Cx, node: &Node) -> Vec<CronSchedule> {
             }
         };
         let Some(text) = text else { continue };
-        match text.value.parse::<croner::Cron>() {
+        // Five fields only: schedules to the second (or year) are not what a pipeline
+        // needs, and the five-field form is the one people know from crontab.
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Disallowed)
+            .year(croner::parser::Year::Disallowed)
+            .build();
+        match parser.parse(&text.value) {
             Ok(parsed) => out.push(CronSchedule {
                 cron: text.value,
                 parsed,

@@ -39,7 +39,7 @@ fn reports_cycles_in_needs_naming_the_cycle() {
 #[test]
 fn reports_invalid_cron_with_the_cron_parsers_message() {
     assert_snapshot!(errors(
-        "on:\n  schedule:\n    - cron: \"0 25 * * *\"\n    - cron: every day\njobs:\n  a:\n    steps: [x]\n"
+        "on:\n  schedule:\n    - cron: \"0 25 * * *\"\n    - cron: every day\n    - cron: \"0 0 3 * * *\"\n    - cron: \"@daily\"\njobs:\n  a:\n    steps: [x]\n"
     ));
 }
 
@@ -123,4 +123,37 @@ fn reports_every_problem_of_the_file_at_once_in_line_order() {
 #[test]
 fn reports_an_empty_file() {
     assert_snapshot!(errors("# nothing here\n"));
+}
+
+#[test]
+fn odd_files_are_reported_not_panicked_on() {
+    let odd = [
+        "- a\n- b\n",
+        "hello\n",
+        "jobs: 5\n",
+        "jobs:\n  a: 5\n",
+        "jobs:\n  a:\n    steps: [{}]\n",
+        "jobs:\n  a:\n    steps: [[x]]\n",
+        "jobs:\n  a: &x\n    steps: [x]\n  b: *x\n",
+        "jobs:\n  a:\n    steps: [x]\n    needs: [a, a]\n",
+        "on: 5\njobs:\n  a:\n    steps: [x]\n",
+        "on: [push, schedule, pull]\njobs:\n  a:\n    steps: [x]\n",
+        "jobs:\n  'a b':\n    steps: [x]\n",
+        "jobs:\n  a:\n    matrix: {include: [{}], exclude: 3}\n    steps: [x]\n",
+        "jobs:\n  a:\n    services:\n      db: {ports: [0, 70000, x], command: run}\n    steps: [x]\n",
+        "jobs:\n  a:\n    cache: {}\n    concurrency: {}\n    artifacts: {}\n    approval: maybe\n    steps: [x]\n",
+        "jobs:\n\t a:\n",
+        "\u{feff}jobs:\n  a:\n    steps: ['${{']\n",
+    ];
+    for text in odd {
+        let rendered = errors(text);
+        assert!(rendered.starts_with("ferry.yml"), "{text:?} gave {rendered}");
+    }
+}
+
+#[test]
+fn reports_odd_shapes_of_on_jobs_and_settings() {
+    assert_snapshot!(errors(
+        "on: [push, schedule, pull]\njobs:\n  'a b':\n    needs: [x, x]\n    steps: [[x]]\n    services:\n      db: {ports: [0, 70000], command: run}\n    cache: {}\n    approval: maybe\n"
+    ));
 }
