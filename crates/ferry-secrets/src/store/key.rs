@@ -102,7 +102,7 @@ impl fmt::Display for KeySource {
         match self {
             Self::Env => write!(f, "`{MASTER_KEY_ENV}`"),
             Self::File(path) => write!(f, "`{}`", path.display()),
-            Self::Explicit => f.write_str("the master key passed by the caller"),
+            Self::Explicit => f.write_str("the caller"),
         }
     }
 }

@@ -1,4 +1,5 @@
 //! Integration tests of `ferry-secrets`, one binary for the crate.
 
+mod errors;
 mod mask;
 mod store;
