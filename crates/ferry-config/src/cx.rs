@@ -343,3 +343,34 @@ pub(crate) fn quote_list(items: &[&str]) -> String {
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_close_names_and_hyphen_underscore_swaps() {
+        let keys = [
+            "needs",
+            "steps",
+            "allow_failure",
+            "runs-on",
+            "working-directory",
+        ];
+        assert_eq!(suggest("neds", keys), Some("needs"));
+        assert_eq!(suggest("setps", keys), Some("steps"));
+        assert_eq!(suggest("allow-failure", keys), Some("allow_failure"));
+        assert_eq!(suggest("runs_on", keys), Some("runs-on"));
+        assert_eq!(
+            suggest("working_directory", keys),
+            Some("working-directory")
+        );
+        assert_eq!(suggest("image", keys), None);
+    }
+
+    #[test]
+    fn quote_list_reads_as_a_sentence() {
+        assert_eq!(quote_list(&["a"]), "`a`");
+        assert_eq!(quote_list(&["a", "b", "c"]), "`a`, `b` or `c`");
+    }
+}

@@ -124,3 +124,63 @@ fn cycles(jobs: &IndexMap<String, Job>) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: &str, needs: &[&str]) -> (String, Job) {
+        let job = Job {
+            id: id.into(),
+            needs: needs.iter().map(|s| s.to_string()).collect(),
+            steps: Vec::new(),
+            env: IndexMap::new(),
+            condition: None,
+            image: None,
+            services: IndexMap::new(),
+            artifacts: None,
+            cache: None,
+            timeout: None,
+            retry: 0,
+            allow_failure: false,
+            matrix: None,
+            approval: None,
+            concurrency: None,
+            runs_on: Vec::new(),
+            working_directory: None,
+            shell: None,
+        };
+        (id.into(), job)
+    }
+
+    #[test]
+    fn finds_each_cycle_once_starting_at_its_first_job() {
+        let jobs: IndexMap<String, Job> = [
+            job("a", &["b"]),
+            job("b", &["c"]),
+            job("c", &["a"]),
+            job("d", &["e"]),
+            job("e", &["d", "a"]),
+            job("f", &["a"]),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            cycles(&jobs),
+            [vec!["a", "b", "c", "a"], vec!["d", "e", "d"]]
+        );
+    }
+
+    #[test]
+    fn a_diamond_is_not_a_cycle() {
+        let jobs: IndexMap<String, Job> = [
+            job("a", &[]),
+            job("b", &["a"]),
+            job("c", &["a"]),
+            job("d", &["b", "c"]),
+        ]
+        .into_iter()
+        .collect();
+        assert!(cycles(&jobs).is_empty());
+    }
+}

@@ -197,3 +197,47 @@ impl crate::model::Job {
         templates.into_iter().flat_map(referenced_secrets).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_finds_text_and_expressions() {
+        assert_eq!(
+            split("a ${{ x }} b ${{y}}").unwrap(),
+            [
+                Piece::Text("a "),
+                Piece::Expr(" x "),
+                Piece::Text(" b "),
+                Piece::Expr("y")
+            ]
+        );
+        assert_eq!(split("plain").unwrap(), [Piece::Text("plain")]);
+        assert_eq!(split("").unwrap(), []);
+    }
+
+    #[test]
+    fn split_ignores_closing_braces_inside_quoted_strings() {
+        assert_eq!(
+            split(r#"${{ "}}" + '\'}}' }}!"#).unwrap(),
+            [Piece::Expr(r#" "}}" + '\'}}' "#), Piece::Text("!")]
+        );
+    }
+
+    #[test]
+    fn split_rejects_an_unclosed_expression() {
+        assert!(split("a ${{ b").is_err());
+        assert!(
+            split("a ${{ 'b }}").is_err(),
+            "the quote swallows the braces"
+        );
+    }
+
+    #[test]
+    fn check_template_reports_each_bad_expression() {
+        let (refs, problems) = check_template("${{ secrets.A }} ${{ nope }} ${{ 1 + }}");
+        assert_eq!(refs.secrets.into_iter().collect::<Vec<_>>(), ["A"]);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+}

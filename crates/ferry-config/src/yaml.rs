@@ -197,3 +197,31 @@ impl MarkedEventReceiver for DuplicateFinder<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_every_duplicate_key_with_its_path() {
+        let text = "jobs:\n  a:\n    steps:\n      - run: x\n        run: y\n  a:\n    env: {A: 1, A: 2}\n";
+        let found: Vec<(String, usize, usize)> = duplicate_keys(Path::new("f"), text)
+            .into_iter()
+            .map(|d| (d.key, d.line, d.column))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("jobs.a.steps[0].run".to_string(), 5, 9),
+                ("jobs.a".to_string(), 6, 3),
+                ("jobs.a.env.A".to_string(), 7, 17),
+            ]
+        );
+    }
+
+    #[test]
+    fn equal_keys_in_different_mappings_are_fine() {
+        let text = "jobs:\n  a:\n    steps: [{run: x}, {run: y}]\n  b:\n    steps: [x]\n";
+        assert!(duplicate_keys(Path::new("f"), text).is_empty());
+    }
+}

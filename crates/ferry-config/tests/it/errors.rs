@@ -147,7 +147,10 @@ fn odd_files_are_reported_not_panicked_on() {
     ];
     for text in odd {
         let rendered = errors(text);
-        assert!(rendered.starts_with("ferry.yml"), "{text:?} gave {rendered}");
+        assert!(
+            rendered.starts_with("ferry.yml"),
+            "{text:?} gave {rendered}"
+        );
     }
 }
 

@@ -238,3 +238,19 @@ fn schema_is_draft_2020_12_and_describes_jobs() {
     assert!(s["$defs"]["Job"]["properties"]["runs-on"].is_object());
     assert!(s["$defs"]["Job"]["properties"].get("runs_on").is_none());
 }
+
+#[test]
+fn every_example_pipeline_of_the_repository_is_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let Ok(dirs) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for dir in dirs.flatten() {
+        let file = dir.path().join("ferry.yml");
+        if file.is_file()
+            && let Err(d) = ferry_config::load(&file)
+        {
+            panic!("{} is invalid:\n{d}", file.display());
+        }
+    }
+}
