@@ -313,6 +313,17 @@ impl<'a> Cx<'a> {
         let mut out = IndexMap::new();
         for (k, v) in map.iter() {
             let full = join_key(key, k.as_str());
+            let name = k.as_str();
+            let valid = name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && name.chars().next().is_some_and(|c| !c.is_ascii_digit());
+            if !valid {
+                self.error_hint(
+                    key_pos(k),
+                    &full,
+                    format!("invalid environment variable name \"{name}\""),
+                    "use letters, digits and `_`, not starting with a digit",
+                );
+            }
             let value = match v {
                 Node::Scalar(s) if matches!(scalar_kind(s), ScalarKind::Null) => At {
                     value: String::new(),

@@ -157,6 +157,6 @@ fn odd_files_are_reported_not_panicked_on() {
 #[test]
 fn reports_odd_shapes_of_on_jobs_and_settings() {
     assert_snapshot!(errors(
-        "on: [push, schedule, pull]\njobs:\n  'a b':\n    needs: [x, x]\n    steps: [[x]]\n    services:\n      db: {ports: [0, 70000], command: run}\n    cache: {}\n    approval: maybe\n"
+        "on: [push, schedule, pull]\nenv:\n  1X: a\n  MY-VAR: b\njobs:\n  'a b':\n    needs: [x, x]\n    steps: [[x]]\n    services:\n      db: {ports: [0, 70000], command: run}\n    cache: {}\n    approval: maybe\n"
     ));
 }

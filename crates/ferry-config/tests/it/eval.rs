@@ -227,3 +227,18 @@ fn push_filters_match_branches_tags_and_paths() {
     assert!(any.matches(Some("anything"), None, &[]));
     assert!(any.matches(None, Some("v9"), &[]));
 }
+
+#[test]
+fn the_documented_standard_functions_and_operators_work() {
+    assert!(eval("branch.matches('^ma[a-z]+$')"));
+    assert!(eval("branch in ['main', 'staging']"));
+    assert!(eval("string(matrix.shard) == '2' && int('3') == 3"));
+    assert!(eval(
+        "size(branch) == 4 && branch.endsWith('in') && branch.contains('ai')"
+    ));
+    assert!(eval(
+        "['a', 'b'].exists(x, x == 'b') && [1, 2].all(x, x > 0)"
+    ));
+    assert!(eval("[1, 2, 3].filter(x, x > 1).map(x, x * 2) == [4, 6]"));
+    assert!(eval("(event == 'push' ? 'p' : 'o') + 'k' == 'pk'"));
+}
