@@ -34,7 +34,7 @@ mod forms;
 use std::fmt;
 use std::sync::Arc;
 
-use engine::{Carry, Finder, Patterns};
+use engine::{Carry, Cursor, Finder, Patterns};
 pub use forms::{MIN_FRAGMENT_LEN, MIN_SECRET_LEN};
 
 /// The set of byte patterns to hide, built once per job from its secret values.
@@ -94,6 +94,7 @@ impl Masker {
             masker: self.clone(),
             tail: Vec::new(),
             carry: Carry::default(),
+            cursor: Cursor::default(),
             hidden: false,
         }
     }
@@ -141,6 +142,8 @@ pub struct StreamMasker {
     /// a `***` region that may still grow) and kept only as search context.
     tail: Vec<u8>,
     carry: Carry,
+    /// Scratch for the search, reused across writes.
+    cursor: Cursor,
     /// Fail-closed mode has emitted its `***` for the current run of output.
     hidden: bool,
 }
@@ -166,7 +169,7 @@ impl StreamMasker {
             Inner::Patterns(p) => p,
         };
         if self.tail.is_empty() {
-            let (keep, carry) = patterns.run(input, Carry::default(), false, out);
+            let (keep, carry) = patterns.run(&mut self.cursor, input, Carry::default(), false, out);
             self.tail.extend_from_slice(&input[keep..]);
             self.carry = carry;
             return;
@@ -176,14 +179,14 @@ impl StreamMasker {
         let held = self.tail.len();
         let seam = input.len().min(patterns.longest());
         self.tail.extend_from_slice(&input[..seam]);
-        let (keep, carry) = patterns.run(&self.tail, self.carry, false, out);
+        let (keep, carry) = patterns.run(&mut self.cursor, &self.tail, self.carry, false, out);
         self.carry = carry;
         // With a full-pattern-length seam, what must be held starts past the old tail
         // (the safe point is at least `len - (longest - 1)`), i.e. inside `input`.
         match keep.checked_sub(held) {
             Some(start) if seam < input.len() => {
                 let rest = &input[start..];
-                let (keep, carry) = patterns.run(rest, carry, false, out);
+                let (keep, carry) = patterns.run(&mut self.cursor, rest, carry, false, out);
                 self.tail.clear();
                 self.tail.extend_from_slice(&rest[keep..]);
                 self.carry = carry;
@@ -193,7 +196,8 @@ impl StreamMasker {
                 if seam < input.len() {
                     // Not reached (see above); correct anyway, at the cost of a copy.
                     self.tail.extend_from_slice(&input[seam..]);
-                    let (keep, carry) = patterns.run(&self.tail, self.carry, false, out);
+                    let (keep, carry) =
+                        patterns.run(&mut self.cursor, &self.tail, self.carry, false, out);
                     self.tail.drain(..keep);
                     self.carry = carry;
                 }
@@ -207,7 +211,7 @@ impl StreamMasker {
         if let Inner::Patterns(patterns) = &*self.masker.inner
             && !self.tail.is_empty()
         {
-            patterns.run(&self.tail, self.carry, true, out);
+            patterns.run(&mut self.cursor, &self.tail, self.carry, true, out);
         }
         self.tail.clear();
         self.carry = Carry::default();

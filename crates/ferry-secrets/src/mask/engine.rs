@@ -62,19 +62,21 @@ impl Finder {
 /// Per-buffer memo of each group's next match. Searches within one buffer only move
 /// forward, so a group's match at or after the new start is still its leftmost one, and
 /// a group that found nothing will find nothing later either.
-struct Cursor {
+/// Owned by the stream and reused, so masking a chunk allocates nothing.
+#[derive(Debug, Default)]
+pub struct Cursor {
     next: Vec<Option<Option<Match>>>,
 }
 
 impl Cursor {
-    fn new(finder: &Finder) -> Self {
+    /// Forgets every memo, for a new buffer.
+    fn reset(&mut self, finder: &Finder) {
         let groups = match finder {
             Finder::Packed(groups) => groups.len(),
             Finder::Automaton(_) => 0,
         };
-        Self {
-            next: vec![None; groups],
-        }
+        self.next.clear();
+        self.next.resize(groups, None);
     }
 }
 
@@ -178,9 +180,16 @@ impl Patterns {
 
     /// Masks `b` into `out`. Returns where the bytes to keep for the next buffer start
     /// (`b.len()` when `last`) and the carry describing them.
-    pub fn run(&self, b: &[u8], carry: Carry, last: bool, out: &mut Vec<u8>) -> (usize, Carry) {
+    pub fn run(
+        &self,
+        cursor: &mut Cursor,
+        b: &[u8],
+        carry: Carry,
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> (usize, Carry) {
         let safe = if last { b.len() } else { self.safe_point(b) };
-        let cursor = &mut Cursor::new(&self.finder);
+        cursor.reset(&self.finder);
         let mut pos = 0;
         let mut next;
         if carry.open {

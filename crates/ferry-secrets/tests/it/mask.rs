@@ -347,3 +347,17 @@ fn masks_many_secrets_at_once_split_anywhere() {
         }
     }
 }
+
+#[test]
+fn maskers_can_be_shared_and_sent_across_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Masker>();
+    send_sync::<ferry_secrets::StreamMasker>();
+    send_sync::<ferry_secrets::SecretStore>();
+    let m = Masker::new([SECRET]);
+    let handle = std::thread::spawn({
+        let m = m.clone();
+        move || m.mask_str(&format!("{SECRET}!"))
+    });
+    assert_eq!(handle.join().unwrap(), "***!");
+}
