@@ -20,7 +20,7 @@ struct File {
     /// The pipeline's name; defaults to the repository directory's name.
     name: Option<String>,
     /// What starts a run: `push` (with filters), `schedule` (cron) and `manual`.
-    /// Without `on`, every push and manual starts run the pipeline.
+    /// Without `on`, every push runs the pipeline, and runs may be started by hand.
     on: Option<On>,
     /// Environment variables for every job; values may hold `${{ … }}` templates.
     env: Option<IndexMap<String, Scalar>>,
@@ -68,11 +68,20 @@ enum TriggerName {
 #[serde(deny_unknown_fields)]
 struct OnMap {
     /// Run on pushes; empty (`push:`) means every push.
-    push: Option<Push>,
+    push: Option<PushSpec>,
     /// Run on cron schedules (UTC).
     schedule: Option<Vec<Schedule>>,
     /// Allow starting runs by hand from the UI, API or CLI.
     manual: Option<bool>,
+}
+
+/// `on.push`: nothing (every push), `true`/`false`, or filters.
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum PushSpec {
+    Any(()),
+    Enabled(bool),
+    Filters(Push),
 }
 
 /// `on.push`: glob filters; an absent list means "any".
@@ -278,8 +287,47 @@ struct ConcurrencyMap {
 
 /// The JSON schema (draft 2020-12) of `ferry.yml`.
 pub(crate) fn schema() -> serde_json::Value {
-    let schema = schemars::schema_for!(File);
-    schema.to_value()
+    let mut value = schemars::schema_for!(File).to_value();
+    drop_null_from_properties(&mut value);
+    value
+}
+
+/// schemars lets every `Option` field be `null`; in `ferry.yml` an absent key is the
+/// way to leave a setting out and `null` is rejected for most keys, so the schema
+/// should not offer it. Where `null` is meaningful (`push:`) the wire type says so
+/// itself, in a definition rather than on the property.
+fn drop_null_from_properties(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(map) = value else {
+        if let Value::Array(items) = value {
+            items.iter_mut().for_each(drop_null_from_properties);
+        }
+        return;
+    };
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for prop in props.values_mut() {
+            let Value::Object(p) = prop else { continue };
+            if let Some(Value::Array(types)) = p.get("type") {
+                let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                let new = match rest.as_slice() {
+                    [one] => one.clone(),
+                    _ => Value::Array(rest),
+                };
+                p.insert("type".into(), new);
+            }
+            let is_null = |v: &Value| v.get("type").is_some_and(|t| t == "null");
+            if let Some(Value::Array(any)) = p.get("anyOf")
+                && any.len() == 2
+                && let Some(other) = any.iter().find(|v| !is_null(v)).cloned()
+                && any.iter().any(is_null)
+                && let Value::Object(other) = other
+            {
+                p.remove("anyOf");
+                p.extend(other);
+            }
+        }
+    }
+    map.values_mut().for_each(drop_null_from_properties);
 }
 
 #[cfg(test)]

@@ -237,6 +237,15 @@ fn schema_is_draft_2020_12_and_describes_jobs() {
     assert_eq!(s["title"], "ferry.yml");
     assert!(s["$defs"]["Job"]["properties"]["runs-on"].is_object());
     assert!(s["$defs"]["Job"]["properties"].get("runs_on").is_none());
+    assert_eq!(
+        s["properties"]["name"]["type"], "string",
+        "absent, not null, leaves a key out"
+    );
+    let push_forms = s["$defs"]["PushSpec"]["anyOf"].to_string();
+    assert!(
+        push_forms.contains(r#""type":"null""#),
+        "`push:` alone means every push"
+    );
 }
 
 #[test]
