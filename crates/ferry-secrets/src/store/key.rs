@@ -132,7 +132,20 @@ pub fn load_or_create(data_dir: &Path) -> Result<(MasterKey, KeySource), SecretE
         Err(SecretError::Io { source: e, .. }) if e.kind() == ErrorKind::AlreadyExists => {
             read_key_file(&path, &source).map(|key| (key, source))
         }
-        Err(e) => Err(e),
+        Err(_) => {
+            // A filesystem without hard links (or a failed temp write): create the key
+            // file directly, still exclusively and private from the start.
+            match write_private(&path, format!("{}\n", key.to_hex()).as_bytes()) {
+                Ok(()) => {
+                    fsutil::sync_dir(data_dir)?;
+                    Ok((key, source))
+                }
+                Err(SecretError::Io { source: e, .. }) if e.kind() == ErrorKind::AlreadyExists => {
+                    read_key_file(&path, &source).map(|key| (key, source))
+                }
+                Err(e) => Err(e),
+            }
+        }
     }
 }
 

@@ -258,3 +258,36 @@ fn concurrent_writers_lose_no_update() {
     let store = SecretStore::open_with_key(dir.path(), key(1)).unwrap();
     assert_eq!(store.list().unwrap().len(), 40);
 }
+
+#[test]
+fn concurrent_first_opens_agree_on_one_master_key() {
+    if std::env::var_os("FERRY_MASTER_KEY").is_some_and(|v| !v.is_empty()) {
+        return;
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("fresh");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let data = &data;
+            s.spawn(move || {
+                SecretStore::open(data)
+                    .unwrap()
+                    .set(&format!("T{t}"), b"v")
+                    .unwrap();
+            });
+        }
+    });
+    let store = SecretStore::open(&data).unwrap();
+    for t in 0..4 {
+        assert_eq!(
+            store.get(&format!("T{t}")).unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
