@@ -1,12 +1,17 @@
 //! `ferry.yml`: the pipeline file, compiled like a program.
 //!
-//! Parsing goes in three passes: the YAML is read into a tree with source positions,
-//! the tree is checked against the format (unknown keys, wrong types), and the result is
-//! converted into the validated [`model`] types (needs, cycles, cron, globs,
-//! expressions, matrix ids). Every pass collects its problems instead of stopping at the
-//! first, so [`load`] returns either a [`Pipeline`] or every [`Diagnostic`] at once.
+//! Parsing goes in passes: the YAML is read into a tree with source positions
+//! (`yaml`, which also finds keys given twice from the parser's events); the tree is
+//! walked once (`convert`, `job`, `settings`, `matrix`), checking keys and types level
+//! by level and converting into the validated [`model`] types as it goes; then the
+//! checks that need the whole file run (`graph`: unknown `needs` and cycles). Every
+//! reader records its problem and lets the walk go on, so [`parse`] returns either a
+//! [`Pipeline`] or every [`Diagnostic`] of the file at once, sorted by position.
 //!
-//! Start reading at [`parse`]. Expressions (`if:` and `${{ … }}`) live in [`expr`].
+//! Start reading at [`parse`]. Expressions (`if:` and `${{ … }}`) live in [`expr`]
+//! (CEL via the `cel` crate) and `template`; the JSON schema for editors is derived
+//! from the wire structs in `schema`, which a test keeps in step with the walk's key
+//! tables. The user-facing reference is `docs/pipeline.md`.
 #![deny(missing_docs)]
 
 mod convert;
