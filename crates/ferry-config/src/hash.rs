@@ -46,6 +46,10 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<(
             format!("{prefix}/{name}")
         };
         let kind = entry.file_type()?;
+        // A symlink to a directory is neither walked (no loops) nor read as a file.
+        if kind.is_symlink() && entry.path().is_dir() {
+            continue;
+        }
         if kind.is_dir() {
             if name != ".git" {
                 collect(&entry.path(), &rel, out)?;

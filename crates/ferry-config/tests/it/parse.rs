@@ -263,3 +263,39 @@ fn every_example_pipeline_of_the_repository_is_valid() {
         }
     }
 }
+
+/// The fenced ```yaml blocks of the user documentation.
+fn doc_yaml_blocks() -> Vec<String> {
+    let doc = include_str!("../../../../docs/pipeline.md");
+    doc.split("```yaml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_documentations_first_example_is_a_valid_pipeline() {
+    let blocks = doc_yaml_blocks();
+    let p = valid(&blocks[0]);
+    assert_eq!(p.name, "shop");
+    assert_eq!(p.instances().len(), 4);
+}
+
+#[test]
+fn every_documented_condition_example_parses() {
+    let mut seen = 0;
+    for block in doc_yaml_blocks() {
+        for line in block.lines() {
+            let Some(cond) = line.trim().strip_prefix("if: ") else {
+                continue;
+            };
+            let cond = cond.split("  #").next().unwrap_or(cond).trim();
+            if let Err(e) = ferry_config::Expr::new(cond) {
+                panic!("documented condition `{cond}` is rejected: {e}");
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "found only {seen} documented conditions");
+}
