@@ -59,7 +59,7 @@ pub enum RunEvent {
         /// Which step.
         step: StepRef,
     },
-    /// One line (or a chunk of a very long line) of a step's output.
+    /// Output of a step: one or more complete lines (or a chunk of a very long line).
     Log {
         /// Which job.
         job: String,
@@ -67,7 +67,8 @@ pub enum RunEvent {
         step: usize,
         /// `stdout` or `stderr`.
         stream: String,
-        /// The text, masked, lossily decoded as UTF-8, without the trailing newline.
+        /// The text, masked, lossily decoded as UTF-8: lines joined by `\n`, without the
+        /// final newline. Consecutive lines are batched into one event for throughput.
         line: String,
     },
     /// A step ended.
