@@ -1,0 +1,8 @@
+//! Integration tests of `ferry_engine::ci::run`: real git repositories, real processes,
+//! real Docker containers.
+
+mod bad_input;
+mod container;
+mod host;
+mod storage;
+mod support;
