@@ -153,6 +153,10 @@ impl<'a> Cx<'a> {
             if !allowed.contains(&k.as_str()) {
                 let full = join_key(key, k.as_str());
                 let message = format!("unknown key `{}`", k.as_str());
+                if let Some(hint) = foreign_key_hint(k.as_str()) {
+                    self.error_hint(key_pos(k), &full, message, hint);
+                    continue;
+                }
                 match suggest(k.as_str(), allowed.iter().copied()) {
                     Some(s) => {
                         self.error_hint(key_pos(k), &full, message, format!("did you mean `{s}`?"))
@@ -343,6 +347,18 @@ impl<'a> Cx<'a> {
         }
         Some(out)
     }
+}
+
+/// Hints for keys people bring from GitHub Actions and GitLab CI.
+fn foreign_key_hint(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "uses" | "with" => "Ferry steps run shell commands: write the command under `run:`",
+        "script" | "before_script" | "after_script" => {
+            "write the commands as `steps:`, e.g. `steps: [make test]`"
+        }
+        "stage" | "stages" => "order jobs with `needs:` instead of stages",
+        _ => return None,
+    })
 }
 
 /// "`a`, `b` or `c`".

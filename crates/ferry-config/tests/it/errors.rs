@@ -160,3 +160,10 @@ fn reports_odd_shapes_of_on_jobs_and_settings() {
         "on: [push, schedule, pull]\nenv:\n  1X: a\n  MY-VAR: b\njobs:\n  'a b':\n    needs: [x, x]\n    steps: [[x]]\n    services:\n      db: {ports: [0, 70000], command: run}\n    cache: {}\n    approval: maybe\n"
     ));
 }
+
+#[test]
+fn explains_keys_from_github_actions_and_gitlab_ci() {
+    assert_snapshot!(errors(
+        "stages: [build]\njobs:\n  a:\n    stage: build\n    script: [make]\n    steps:\n      - uses: actions/checkout@v4\n"
+    ));
+}
