@@ -54,6 +54,9 @@ CREATE TABLE jobs (
     status           TEXT    NOT NULL,
     attempt          INTEGER NOT NULL DEFAULT 0,
     max_attempts     INTEGER NOT NULL,
+    -- Attempts each run or re-run of the job grants: 1 + its `retry`.
+    retry_budget     INTEGER NOT NULL,
+    needs_approval   INTEGER NOT NULL DEFAULT 0,
     allow_failure    INTEGER NOT NULL DEFAULT 0,
     runs_on          TEXT    NOT NULL,
     needs            TEXT    NOT NULL,

@@ -10,12 +10,15 @@
 //! One writer per (run, job) at a time is assumed — the holder of the job's lease.
 
 use super::conn::{Q, Row};
+use super::events::CROSS_PROCESS_POLL;
 use super::{DbError, Store};
+use ferry_types::JobStatus;
 use flate2::Compression;
 use flate2::read::DeflateDecoder;
 use flate2::write::DeflateEncoder;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
+use tokio::sync::broadcast;
 
 /// Raw bytes per chunk before compression.
 pub const CHUNK_BYTES: usize = 64 * 1024;
@@ -109,6 +112,8 @@ impl Store {
             .await?;
         }
         self.commit(tx).await?;
+        // No receiver is fine: nobody follows this log right now.
+        let _ = self.log_notify.send(run_id);
         Ok(end)
     }
 
@@ -161,6 +166,90 @@ impl Store {
             )
             .await?
             .int("n")
+    }
+
+    /// Follows a job's log from line `from_line`: see [`LogFollower::next`].
+    pub fn follow_log(&self, run_id: i64, job: &str, from_line: i64) -> LogFollower {
+        LogFollower {
+            store: self.clone(),
+            log_wake: self.log_notify.subscribe(),
+            event_wake: self.notify.subscribe(),
+            run_id,
+            job: job.to_owned(),
+            next_line: from_line,
+        }
+    }
+}
+
+/// A live cursor over one job's log; see [`Store::follow_log`].
+///
+/// It wakes when lines are appended or an event is appended (a job ending) in this
+/// process, and otherwise looks every [`CROSS_PROCESS_POLL`] for writers elsewhere.
+#[derive(Debug)]
+pub struct LogFollower {
+    store: Store,
+    log_wake: broadcast::Receiver<i64>,
+    event_wake: broadcast::Receiver<i64>,
+    run_id: i64,
+    job: String,
+    next_line: i64,
+}
+
+impl LogFollower {
+    /// The next lines, at most `limit`, waiting until there are some; `None` once the
+    /// job has ended and every line it printed was handed out.
+    pub async fn next(&mut self, limit: i64) -> Result<Option<Vec<LogLine>>, DbError> {
+        loop {
+            // Look at the job before reading: an executor appends its lines before it
+            // reports the end, so if the job had ended by now, this read sees them all.
+            let ended = self.job_ended().await?;
+            let lines = self
+                .store
+                .read_log(self.run_id, &self.job, self.next_line, limit)
+                .await?;
+            if let Some(last) = lines.last() {
+                self.next_line = last.number + 1;
+                return Ok(Some(lines));
+            }
+            if ended {
+                return Ok(None);
+            }
+            let run_id = self.run_id;
+            let log_wake = &mut self.log_wake;
+            tokio::select! {
+                _ = async {
+                    // Lagging or closing only means "look again".
+                    while let Ok(id) = log_wake.recv().await {
+                        if id == run_id {
+                            break;
+                        }
+                    }
+                } => {}
+                _ = self.event_wake.recv() => {}
+                _ = tokio::time::sleep(CROSS_PROCESS_POLL) => {}
+            }
+        }
+    }
+
+    /// The number of the next line this follower will hand out.
+    pub fn position(&self) -> i64 {
+        self.next_line
+    }
+
+    async fn job_ended(&self) -> Result<bool, DbError> {
+        let row = self
+            .store
+            .pool
+            .fetch_optional(
+                Q::new("SELECT status FROM jobs WHERE run_id = $1 AND name = $2")
+                    .int(self.run_id)
+                    .text(&self.job),
+            )
+            .await?;
+        Ok(match row {
+            Some(row) => row.parse::<JobStatus>("status")?.is_finished(),
+            None => true,
+        })
     }
 }
 

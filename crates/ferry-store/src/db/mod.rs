@@ -21,6 +21,7 @@
 
 mod agents;
 mod conn;
+mod control;
 mod events;
 mod hooks;
 mod logs;
@@ -34,7 +35,7 @@ pub use agents::Agent;
 pub use conn::Backend;
 pub use events::{Event, EventFollower, EventQuery, NewEvent};
 pub use hooks::Delivery;
-pub use logs::LogLine;
+pub use logs::{LogFollower, LogLine};
 pub use projects::{NewProject, Project};
 pub use queue::{ClaimedJob, JobOutcome, Lease, LeaseEvent, Renewal};
 pub use runs::{Job, NewJob, NewRun, Run};
@@ -104,6 +105,8 @@ pub struct Store {
     /// Carries the id of the newest event after each commit that appended events, so
     /// followers in this process wake without polling.
     notify: broadcast::Sender<i64>,
+    /// Carries the run id after each log append, for live log followers.
+    log_notify: broadcast::Sender<i64>,
 }
 
 impl Store {
@@ -146,7 +149,12 @@ impl Store {
     async fn from_pool(pool: Pool) -> Result<Store, DbError> {
         migrate::run(&pool).await?;
         let (notify, _) = broadcast::channel(256);
-        Ok(Store { pool, notify })
+        let (log_notify, _) = broadcast::channel(1024);
+        Ok(Store {
+            pool,
+            notify,
+            log_notify,
+        })
     }
 
     /// Brings the schema up to date. [`Store::open_sqlite`] and [`Store::connect`]

@@ -159,7 +159,7 @@ pub(crate) fn job_from_row(row: &Row) -> Result<Job, DbError> {
     })
 }
 
-fn json_text<T: Serialize>(value: &T) -> Result<String, DbError> {
+pub(crate) fn json_text<T: Serialize>(value: &T) -> Result<String, DbError> {
     serde_json::to_string(value).map_err(|e| DbError::Invalid(format!("cannot encode JSON: {e}")))
 }
 
@@ -230,14 +230,15 @@ impl Store {
             let id = tx
                 .fetch_one(
                     Q::new(
-                        "INSERT INTO jobs (run_id, name, status, max_attempts, allow_failure, \
-                         runs_on, needs, spec, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-                         RETURNING id",
+                        "INSERT INTO jobs (run_id, name, status, max_attempts, retry_budget, \
+                         needs_approval, allow_failure, runs_on, needs, spec, created_at) \
+                         VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                     )
                     .int(run_id)
                     .text(&job.name)
                     .text(status.as_str())
                     .int(job.max_attempts.max(1))
+                    .int(i64::from(job.needs_approval))
                     .int(i64::from(job.allow_failure))
                     .text(json_text(&job.runs_on)?)
                     .text(json_text(&job.needs)?)
@@ -379,80 +380,6 @@ impl Store {
             .as_ref()
             .map(job_from_row)
             .transpose()
-    }
-
-    /// Ends a job that is not running (skipped because a need failed, cancelled while
-    /// queued), with a `job.finished` event. Returns false if it was running or had
-    /// already ended: running jobs end through [`Store::finish_job`].
-    pub async fn end_waiting_job(
-        &self,
-        job_id: i64,
-        status: JobStatus,
-        reason: Option<&str>,
-    ) -> Result<bool, DbError> {
-        if !status.is_finished() {
-            return Err(DbError::Invalid(format!(
-                "`{status}` is not a status a job ends with"
-            )));
-        }
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = tx
-            .fetch_optional(
-                Q::new(
-                    "UPDATE jobs SET status = $1, finished_at = $2, reason = $3 \
-                     WHERE id = $4 AND status IN ('queued', 'waiting_approval') RETURNING run_id, name",
-                )
-                .text(status.as_str())
-                .int(now_ms())
-                .opt_text(reason)
-                .int(job_id),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        let (run_id, name) = (row.int("run_id")?, row.text("name")?);
-        let project = project_of_run(&mut tx, run_id).await?;
-        tx.event(event(
-            EventKind::JobFinished,
-            Some(&project),
-            Some(run_id),
-            Some(&name),
-            json!({ "job_id": job_id, "status": status, "reason": reason }),
-        ));
-        self.commit(tx).await?;
-        Ok(true)
-    }
-
-    /// Approves a job waiting for approval: it joins the queue, with an
-    /// `approval.granted` event naming who approved. Returns false if it was not
-    /// waiting.
-    pub async fn approve_job(&self, run_id: i64, job: &str, by: &str) -> Result<bool, DbError> {
-        let mut tx = self.pool.begin().await?;
-        let Some(row) = tx
-            .fetch_optional(
-                Q::new(
-                    "UPDATE jobs SET status = 'queued' \
-                     WHERE run_id = $1 AND name = $2 AND status = 'waiting_approval' RETURNING id",
-                )
-                .int(run_id)
-                .text(job),
-            )
-            .await?
-        else {
-            return Ok(false);
-        };
-        let job_id = row.int("id")?;
-        let project = project_of_run(&mut tx, run_id).await?;
-        tx.event(event(
-            EventKind::ApprovalGranted,
-            Some(&project),
-            Some(run_id),
-            Some(job),
-            json!({ "job_id": job_id, "by": by }),
-        ));
-        self.commit(tx).await?;
-        Ok(true)
     }
 }
 

@@ -68,3 +68,35 @@ both! {
         Ok(())
     }
 }
+
+both! {
+    async fn log_follower_sees_new_lines_and_stops_when_the_job_ends(db: TestDb) -> TestResult {
+        use ferry_store::db::{JobOutcome, Store};
+        use ferry_types::JobResult;
+        use std::time::Duration;
+        let store = db.store.clone();
+        project(&store, "web").await?;
+        let r = run(&store, "web", vec![job("build", &[], &[])]).await?;
+        let claimed = store.claim_job("a", &[], Duration::from_secs(30)).await?.ok_or("build")?;
+        store.append_log(r.id, "build", 0, lines(0..3)).await?;
+        let mut follower = store.follow_log(r.id, "build", 1);
+        let page = tokio::time::timeout(Duration::from_secs(5), follower.next(100)).await??.ok_or("lines")?;
+        assert_eq!(page.iter().map(|l| l.number).collect::<Vec<_>>(), [1, 2]);
+
+        let writer: Store = store.clone();
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            writer.append_log(r.id, "build", 1, lines(3..5)).await?;
+            writer.finish_job(&claimed.lease, &JobOutcome { result: JobResult::Success, reason: None }).await
+        });
+        let page = tokio::time::timeout(Duration::from_secs(5), follower.next(100)).await??.ok_or("new lines")?;
+        assert_eq!(page.first().map(|l| (l.number, l.step)), Some((3, 1)));
+        task.await??;
+        let mut rest = Vec::new();
+        while let Some(page) = tokio::time::timeout(Duration::from_secs(5), follower.next(100)).await?? {
+            rest.extend(page);
+        }
+        assert_eq!(follower.position(), 5, "every line handed out before the end: {rest:?}");
+        Ok(())
+    }
+}

@@ -153,3 +153,41 @@ both! {
         Ok(())
     }
 }
+
+both! {
+    async fn rerun_of_failed_jobs_keeps_the_jobs_that_passed(db: TestDb) -> TestResult {
+        let store = &db.store;
+        project(store, "web").await?;
+        let mut flaky = job("test", &[], &["build"]);
+        flaky.max_attempts = 2;
+        let r = run(store, "web", vec![job("build", &[], &[]), flaky, job("deploy", &[], &["test"])]).await?;
+        assert!(matches!(store.rerun(r.id, true).await, Err(DbError::Invalid(_))), "a queued run cannot be re-run");
+        assert!(matches!(store.rerun(r.id + 1000, true).await, Err(DbError::NotFound { .. })));
+
+        let build = store.claim_job("a", &[], LEASE).await?.ok_or("build")?;
+        store.finish_job(&build.lease, &ok()).await?;
+        for _ in 0..2 {
+            let test = store.claim_job("a", &[], LEASE).await?.ok_or("test")?;
+            store.finish_job(&test.lease, &JobOutcome { result: JobResult::Failure, reason: Some("flaky".into()) }).await?;
+        }
+        let deploy = store.list_jobs(r.id).await?.into_iter().find(|j| j.name == "deploy").ok_or("deploy")?;
+        store.end_waiting_job(deploy.id, JobStatus::Skipped, Some("needs `test`")).await?;
+        store.set_run_status(r.id, RunStatus::Failure).await?;
+        let before = store.count_jobs_by_status().await?;
+        assert!(before.contains(&(JobStatus::Failure, 1)) && before.contains(&(JobStatus::Success, 1)), "{before:?}");
+        assert_eq!(store.count_runs_by_status().await?, [(RunStatus::Failure, 1)]);
+
+        assert_eq!(store.rerun(r.id, true).await?, ["test", "deploy"]);
+        let run_now = store.get_run(r.id).await?.ok_or("run")?;
+        assert_eq!((run_now.status, run_now.finished_at), (RunStatus::Queued, None));
+        let jobs = store.list_jobs(r.id).await?;
+        assert_eq!(jobs.iter().map(|j| j.status).collect::<Vec<_>>(), [JobStatus::Success, JobStatus::Queued, JobStatus::Queued]);
+        assert_eq!((jobs[1].attempt, jobs[1].max_attempts), (2, 4), "a fresh retry budget");
+        let test = store.claim_job("b", &[], LEASE).await?.ok_or("test runs again on build's result")?;
+        assert_eq!((test.job.name.as_str(), test.job.attempt, test.run.status), ("test", 3, RunStatus::Running));
+        let queued = store.list_events(&EventQuery { run_id: Some(r.id), newest: true, limit: 5, ..EventQuery::default() }).await?;
+        let rerun_event = queued.iter().find(|e| e.kind == EventKind::RunQueued).ok_or("run.queued for the re-run")?;
+        assert_eq!(rerun_event.data["jobs"], serde_json::json!(["test", "deploy"]));
+        Ok(())
+    }
+}
