@@ -74,7 +74,9 @@ pub(crate) fn scalar_kind(s: &MarkedScalarNode) -> ScalarKind {
     if let Some(b) = s.as_bool() {
         return ScalarKind::Bool(b);
     }
-    if s.as_i64().is_some() || s.as_f64().is_some() {
+    // Rust also reads `inf` and `nan` as floats; in a YAML file they are words.
+    let numeric = s.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c));
+    if s.as_i64().is_some() || (numeric && s.as_f64().is_some()) {
         return ScalarKind::Number;
     }
     ScalarKind::String
@@ -393,6 +395,17 @@ mod tests {
             Some("working-directory")
         );
         assert_eq!(suggest("image", keys), None);
+    }
+
+    #[test]
+    fn words_that_rust_reads_as_floats_stay_strings() {
+        let kind = |text: &str| kind(&Node::Scalar(MarkedScalarNode::from(text)));
+        assert_eq!(kind("inf"), "a string");
+        assert_eq!(kind("NaN"), "a string");
+        assert_eq!(kind("1.5e3"), "a number");
+        assert_eq!(kind("-2"), "a number");
+        assert_eq!(kind("true"), "a boolean");
+        assert_eq!(kind("~"), "nothing");
     }
 
     #[test]
