@@ -354,12 +354,6 @@ impl Expr {
             Err(e) => Err(err(execution_message(&e))),
         }
     }
-
-    /// Names of the secrets the condition references (always empty: conditions may
-    /// not read secrets); here for symmetry with templates.
-    pub fn referenced_secrets(&self) -> BTreeSet<String> {
-        BTreeSet::new()
-    }
 }
 
 /// A readable message for an evaluation error.
