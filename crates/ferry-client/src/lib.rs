@@ -1,0 +1,2 @@
+//! A typed client of Ferry's HTTP API.
+#![deny(missing_docs)]
