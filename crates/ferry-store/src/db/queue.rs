@@ -261,12 +261,15 @@ impl Store {
     /// gets `job.lost`, then goes back to the queue (`job.retried`) if attempts remain
     /// or ends as `lost` (`job.finished`).
     pub async fn expire_leases(&self, now: i64) -> Result<Vec<LeaseEvent>, DbError> {
-        let q = Q::new(
-            "SELECT id FROM jobs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY id",
+        self.take_back(
+            "lease_expires_at < $1",
+            |q| q.int(now),
+            EventKind::JobLost,
+            JobStatus::Lost,
+            "lease expired",
+            now,
         )
-        .int(now);
-        self.take_back(q, EventKind::JobLost, JobStatus::Lost, "lease expired", now)
-            .await
+        .await
     }
 
     /// For restart safety: every job the server's own executor `executor_id` held when
@@ -277,11 +280,9 @@ impl Store {
         &self,
         executor_id: &str,
     ) -> Result<Vec<LeaseEvent>, DbError> {
-        let q =
-            Q::new("SELECT id FROM jobs WHERE status = 'running' AND agent_id = $1 ORDER BY id")
-                .text(executor_id);
         self.take_back(
-            q,
+            "agent_id = $1",
+            |q| q.text(executor_id),
             EventKind::JobInterrupted,
             JobStatus::Interrupted,
             "server restarted",
@@ -300,18 +301,24 @@ impl Store {
             .int("n")
     }
 
-    /// Ends or requeues the running jobs `select` finds, one transaction in all.
+    /// Ends or requeues the running jobs that match `cond` (with `$1` bound by
+    /// `bind`), one transaction in all. Each job is locked and checked against `cond`
+    /// again before it is changed, so a lease renewed meanwhile is left alone.
     async fn take_back(
         &self,
-        select: Q,
+        cond: &str,
+        bind: impl Fn(Q) -> Q,
         kind: EventKind,
         terminal: JobStatus,
         reason: &str,
         now: i64,
     ) -> Result<Vec<LeaseEvent>, DbError> {
         let mut tx = self.pool.begin().await?;
+        let select = Q::new(format!(
+            "SELECT id FROM jobs WHERE status = 'running' AND {cond} ORDER BY id"
+        ));
         let ids: Vec<i64> = tx
-            .fetch_all(select)
+            .fetch_all(bind(select))
             .await?
             .iter()
             .map(|r| r.int("id"))
@@ -325,14 +332,15 @@ impl Store {
             };
             let Some(row) = tx
                 .fetch_optional(
-                    Q::new(format!(
-                        "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND status = 'running'{lock}"
-                    ))
+                    bind(Q::new(format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs \
+                         WHERE status = 'running' AND {cond} AND id = $2{lock}"
+                    )))
                     .int(id),
                 )
                 .await?
             else {
-                continue; // finished or taken back meanwhile
+                continue; // finished, renewed or taken back meanwhile
             };
             let job = job_from_row(&row)?;
             let requeued =
