@@ -33,13 +33,13 @@ mod tokens;
 
 pub use agents::Agent;
 pub use conn::Backend;
-pub use events::{Event, EventFollower, EventQuery, NewEvent};
+pub use events::{CROSS_PROCESS_POLL, Event, EventFollower, EventQuery, NewEvent};
 pub use hooks::Delivery;
-pub use logs::{LogFollower, LogLine};
+pub use logs::{CHUNK_BYTES, LogFollower, LogLine};
 pub use projects::{NewProject, Project};
 pub use queue::{ClaimedJob, JobOutcome, Lease, LeaseEvent, Renewal};
 pub use runs::{Job, NewJob, NewRun, Run};
-pub use tokens::{CreatedToken, TokenInfo};
+pub use tokens::{CreatedToken, TOKEN_PREFIX, TokenInfo};
 
 use conn::{PendingEvent, Pool};
 use sqlx::postgres::PgPoolOptions;
@@ -128,6 +128,13 @@ impl Store {
             .connect_with(options)
             .await?;
         Store::from_pool(Pool::Sqlite(pool)).await
+    }
+
+    /// Opens (creating the directory and the file if needed) the embedded database
+    /// [`SQLITE_FILE`] inside the data directory `data_dir`.
+    pub async fn open_data_dir(data_dir: &Path) -> Result<Store, DbError> {
+        tokio::fs::create_dir_all(data_dir).await?;
+        Store::open_sqlite(&data_dir.join(SQLITE_FILE)).await
     }
 
     /// Opens the database a URL names: `postgres://…` (or `postgresql://…`) for
