@@ -184,6 +184,14 @@ impl Store {
         row.int("id")
     }
 
+    /// A wake-up after each commit in this process that appended events, carrying the
+    /// newest event id — for waiters that re-check something cheap themselves (an
+    /// agent's long-poll retrying [`Store::claim_job`] when jobs are queued). A lagged
+    /// receiver has only missed wake-ups, never events.
+    pub fn event_notifications(&self) -> broadcast::Receiver<i64> {
+        self.notify.subscribe()
+    }
+
     /// Follows the log: the returned follower yields every event with an id greater
     /// than `after_id` (of `project`, if given), then waits for new ones.
     ///

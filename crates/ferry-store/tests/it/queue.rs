@@ -185,3 +185,34 @@ both! {
         Ok(())
     }
 }
+
+both! {
+    async fn claimers_in_two_processes_never_get_the_same_job(db: TestDb) -> TestResult {
+        project(&db.store, "web").await?;
+        const JOBS: usize = 30;
+        run(&db.store, "web", (0..JOBS).map(|i| job(&format!("job-{i:02}"), &[], &[])).collect()).await?;
+        // A second pool on the same database stands for a second server process.
+        let other = db.reopen().await?;
+        let mut notified = db.store.event_notifications();
+        let mut tasks = Vec::new();
+        for agent in 0..8 {
+            let store = if agent % 2 == 0 { db.store.clone() } else { other.clone() };
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Some(claimed) = store.claim_job(&format!("agent-{agent}"), &[], LEASE).await? {
+                    mine.push(claimed.lease.job_id);
+                }
+                Ok::<_, DbError>(mine)
+            }));
+        }
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await??);
+        }
+        let unique: BTreeSet<i64> = all.iter().copied().collect();
+        assert_eq!((all.len(), unique.len()), (JOBS, JOBS), "{all:?}");
+        assert!(notified.try_recv().is_ok(), "claims in this process woke its waiters");
+        other.close().await;
+        Ok(())
+    }
+}
