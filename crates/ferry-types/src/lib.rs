@@ -7,6 +7,7 @@
 //! in `server.rs`.
 #![deny(missing_docs)]
 
+pub mod api;
 mod event;
 mod result;
 mod server;
