@@ -248,7 +248,7 @@ async fn decide_and_run(
         };
         let a = run_attempt(&job_ctx).await;
         let retryable = matches!(a.result, JobResult::Failure | JobResult::TimedOut);
-        if retryable && attempt_no <= job.retry && !ctx.cancel.is_cancelled() {
+        if retryable && ctx.in_process_retries && attempt_no <= job.retry && !ctx.cancel.is_cancelled() {
             attempt_no += 1;
             ctx.events.send(RunEvent::JobRetrying { job: inst.id.clone(), next_attempt: attempt_no }).await;
             continue;
@@ -295,16 +295,13 @@ async fn run_attempt(j: &JobCtx<'_>) -> Attempt {
     }
     // Artifacts of the jobs it needs.
     if !j.inst.needs.is_empty() {
-        let run = j.run.clone();
-        let (needs, ws) = (j.inst.needs.clone(), j.workspace.clone());
-        match tokio::task::spawn_blocking(move || run.artifacts.restore(&needs, &ws)).await {
-            Ok(Ok(notes)) => {
+        match j.run.artifacts.restore(&j.inst.needs, &j.workspace).await {
+            Ok(notes) => {
                 for n in notes {
                     j.note(0, &n).await;
                 }
             }
-            Ok(Err(e)) => return Attempt::fail(format!("cannot restore artifacts: {e}")),
-            Err(e) => return Attempt::fail(format!("restoring artifacts failed: {e}")),
+            Err(e) => return Attempt::fail(format!("cannot restore artifacts: {e}")),
         }
     }
     // Cache.
@@ -340,12 +337,9 @@ async fn run_attempt(j: &JobCtx<'_>) -> Attempt {
 
     let last_step = j.job.steps.len().saturating_sub(1);
     if let Some(art) = &j.job.artifacts {
-        let run = j.run.clone();
-        let (id, ws, paths) = (j.inst.id.clone(), j.workspace.clone(), art.paths.clone());
-        match tokio::task::spawn_blocking(move || run.artifacts.save(&id, &ws, &paths)).await {
-            Ok(Ok(note)) => j.note(last_step, &note).await,
-            Ok(Err(e)) => return Attempt::fail(format!("cannot save artifacts: {e}")),
-            Err(e) => return Attempt::fail(format!("saving artifacts failed: {e}")),
+        match j.run.artifacts.save(&j.inst.id, &j.workspace, &art.paths).await {
+            Ok(note) => j.note(last_step, &note).await,
+            Err(e) => return Attempt::fail(format!("cannot save artifacts: {e}")),
         }
     }
     if let (Some(cache), Some(key)) = (&j.job.cache, cache_key) {

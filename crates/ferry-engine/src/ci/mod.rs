@@ -55,13 +55,19 @@ mod artifacts;
 mod cache;
 mod container;
 mod events;
+mod exec;
+mod handoff;
 mod host;
+mod io;
 mod job;
 mod output;
 mod scheduler;
 mod steps;
 mod util;
 mod workspace;
+
+pub use exec::{ExecOptions, ExecOutcome, JobSpec, execute};
+pub use io::{Heartbeat, IoFuture, JobIo, JobIoError};
 
 use ferry_types::{JobResult, RunEvent};
 use serde::Serialize;

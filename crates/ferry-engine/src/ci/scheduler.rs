@@ -1,6 +1,7 @@
 //! The run: set-up, the DAG loop that starts ready jobs, and the summary.
 
 use super::artifacts::Artifacts;
+use super::handoff::Handoff;
 use super::cache::CacheDir;
 use super::events::{self, EventTx};
 use super::job::{self, JobOutcome};
@@ -31,7 +32,10 @@ pub(crate) struct RunCtx {
     pub cancel: CancellationToken,
     /// Instance id → file-name-safe, unique slug.
     pub slugs: HashMap<String, String>,
-    pub artifacts: Artifacts,
+    pub artifacts: Arc<Handoff>,
+    /// Whether failed attempts are retried here (`ferry run`); a server job is
+    /// retried by the queue instead.
+    pub in_process_retries: bool,
     pub cache: CacheDir,
     /// One approval question at a time.
     pub approvals: Mutex<()>,
@@ -103,7 +107,7 @@ fn create_run_dir(data_dir: &std::path::Path) -> Result<(String, PathBuf), Engin
 }
 
 /// The worst result among a needed job's instances, as `needs.<job>.result` shows it.
-fn worst(a: JobResult, b: JobResult) -> JobResult {
+pub(crate) fn worst(a: JobResult, b: JobResult) -> JobResult {
     let rank = |r: JobResult| match r {
         JobResult::Success => 0,
         JobResult::Skipped => 1,
@@ -160,10 +164,11 @@ pub(crate) async fn run(
     let cache_root = opts.cache_dir.clone().unwrap_or_else(|| opts.data_dir.join("cache"));
     let ctx = Arc::new(RunCtx {
         slots: Semaphore::new(opts.parallelism.max(1)),
-        artifacts: Artifacts::new(
+        artifacts: Arc::new(Handoff::Run(Artifacts::new(
             ferry_store::BlobStore::new(opts.data_dir.join("blobs")),
             run_dir.join("artifacts.json"),
-        ),
+        ))),
+        in_process_retries: true,
         cache: CacheDir::new(cache_root),
         slugs: unique_slugs(&instances),
         opts,
