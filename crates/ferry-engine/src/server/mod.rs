@@ -5,14 +5,61 @@
 //! state lives in the store; background loops started by [`Core::start`] move it
 //! forward one idempotent step at a time, so a crash at any point is recovered by
 //! running the loops again.
+//!
+//! # Loops (all stop when the shutdown token is cancelled)
+//! - **reconciler** (`reconcile.rs`): follows the event log and sweeps active runs
+//!   every few seconds; skips jobs that can no longer run, releases jobs held for a
+//!   concurrency group, and ends runs whose jobs all ended.
+//! - **built-in executor** (`executor.rs`): [`CoreConfig::builtin_jobs`] workers claim
+//!   jobs like agents do and run them with [`crate::ci::execute`].
+//! - **lease expiry**: every 2 s, jobs whose lease ended go back to the queue (or end
+//!   `lost`) — with a 15 s lease and 5 s heartbeats a dead agent is noticed within 17 s.
+//! - **poller** (`poll.rs`) and **cron** (`cron.rs`).
+//!
+//! # Rules
+//! - **Who skips what.** The executor that claims a job evaluates its `if` (false →
+//!   it reports `skipped`); a job can only be claimed once every job it needs ended
+//!   `success` or `allowed_failure`. When a job it needs ended otherwise, the
+//!   reconciler ends it `skipped`. On the server a job whose `if` looks at
+//!   `needs.<job>.result` runs only when its needs let it run (the claim rule), so
+//!   `if: needs.build.result == 'failure'` ends `skipped` here (unlike `ferry run`).
+//! - **Triggers.** A push must pass `on.push` (branches, tags, paths); the changed
+//!   paths are the sender's, or those of the commit against its first parent when the
+//!   sender gave none (the poller diffs the old and new commit). Manual and API runs
+//!   need `on.manual` (which a pipeline without `on` has). Cron runs come from the
+//!   pipeline's own `on.schedule`. A push of a commit that already has a run of the
+//!   same branch or tag starts nothing (a hook and the poller may both see it).
+//! - **Concurrency.** A run's group is the first `concurrency.group` of its jobs,
+//!   rendered. With `cancel-in-progress`, older active runs of the group are
+//!   cancelled; without, the jobs declaring the group wait (held in
+//!   `waiting_approval`, released by the reconciler with an `approval.granted` event
+//!   by `ferry`) until no older run of the group is active.
+//! - **Shutdown.** The executor stops claiming at once; running jobs get
+//!   [`CoreOptions::drain`] to finish and report. Jobs still running after it are
+//!   stopped without a report: the next start marks them interrupted and retries them
+//!   per their `retry` (the same as after a crash).
+
+mod artifacts;
+mod cron;
+mod executor;
+mod git;
+mod hook;
+mod ops;
+mod poll;
+mod reconcile;
+mod trigger;
+
+pub use hook::{HOOK_TOKEN_FILE, install_hook, post_receive_hook, write_hook_token};
 
 use ferry_store::BlobStore;
 use ferry_store::db::{ClaimedJob, JobOutcome, Lease, Run, Store};
 use ferry_types::{JobResult, Trigger};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How the core runs.
@@ -89,6 +136,26 @@ pub struct Assignment {
     pub artifacts: BTreeMap<String, String>,
     /// The secrets the job references (and only those).
     pub secrets: BTreeMap<String, String>,
+    /// `ferry.event`: what started the run (`push`, `schedule`, `manual`, `api`).
+    #[serde(default)]
+    pub event: String,
+}
+
+impl From<&Assignment> for crate::ci::JobSpec {
+    fn from(a: &Assignment) -> Self {
+        crate::ci::JobSpec {
+            run_id: a.run_id.to_string(),
+            job: a.job.clone(),
+            pipeline: a.pipeline.clone(),
+            sha: a.sha.clone(),
+            branch: a.branch.clone(),
+            tag: a.tag.clone(),
+            event: a.event.clone(),
+            needs: a.needs.clone(),
+            artifacts: a.artifacts.clone(),
+            secrets: a.secrets.clone(),
+        }
+    }
 }
 
 /// Why a core operation failed.
@@ -116,14 +183,78 @@ pub enum CoreError {
     Store(#[from] ferry_store::db::DbError),
 }
 
+/// Time, as the cron loop sees it; tests pass a fake.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in unix milliseconds.
+    fn now_ms(&self) -> i64;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        ferry_store::db::now_ms()
+    }
+}
+
+/// Tuning of the core's loops; [`CoreOptions::default`] is what `ferry serve` uses.
+#[derive(Debug, Clone)]
+pub struct CoreOptions {
+    /// The clock of the cron loop.
+    pub clock: Arc<dyn Clock>,
+    /// How long running built-in jobs may take to finish after shutdown.
+    pub drain: Duration,
+    /// How often the reconciler sweeps every active run (besides following events).
+    pub sweep: Duration,
+    /// How often expired leases are taken back.
+    pub lease_check: Duration,
+    /// How often the cron loop looks at the clock.
+    pub cron_tick: Duration,
+    /// How often the built-in executor renews its leases.
+    pub heartbeat: Duration,
+}
+
+impl Default for CoreOptions {
+    fn default() -> Self {
+        CoreOptions {
+            clock: Arc::new(SystemClock),
+            drain: Duration::from_secs(10),
+            sweep: Duration::from_secs(5),
+            lease_check: Duration::from_secs(2),
+            cron_tick: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The handle to the server's engine; clones share everything.
 #[derive(Debug, Clone)]
-pub struct Core {}
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    blobs: BlobStore,
+    config: CoreConfig,
+    options: CoreOptions,
+    /// One lock per project's mirror: fetches and clones do not overlap.
+    git_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Bumped when work may have become claimable.
+    work: tokio::sync::watch::Sender<u64>,
+}
 
 /// The background loops of a core; await [`CoreTasks::join`] after cancelling the
 /// shutdown token.
 #[derive(Debug)]
-pub struct CoreTasks {}
+pub struct CoreTasks {
+    handles: Vec<JoinHandle<()>>,
+    /// Cancels the running built-in jobs without a report (for [`CoreTasks::abort`]).
+    kill: CancellationToken,
+}
 
 impl Core {
     /// Recovers from a previous crash (interrupted jobs, pending deliveries) and starts
@@ -133,55 +264,109 @@ impl Core {
         config: CoreConfig,
         shutdown: CancellationToken,
     ) -> Result<(Core, CoreTasks), CoreError> {
-        let _ = (store, config, shutdown);
-        todo!("server core")
+        Core::start_with(store, config, CoreOptions::default(), shutdown).await
+    }
+
+    /// [`Core::start`] with tuned loops (tests use a fake clock and short intervals).
+    pub async fn start_with(
+        store: Store,
+        config: CoreConfig,
+        options: CoreOptions,
+        shutdown: CancellationToken,
+    ) -> Result<(Core, CoreTasks), CoreError> {
+        let core = Core::new(store, config, options);
+        // Recovery first: nothing is claimed before the old local jobs are taken back.
+        let taken = core.store().interrupt_local_jobs(&core.inner.config.executor_id).await?;
+        for t in &taken {
+            tracing::info!(run = t.run_id, job = %t.job, requeued = t.requeued, "Took back a job interrupted by the restart.");
+        }
+        core.process_pending_deliveries().await;
+        let kill = CancellationToken::new();
+        let mut handles = Vec::new();
+        handles.push(tokio::spawn(reconcile::run(core.clone(), shutdown.clone())));
+        for n in 0..core.inner.config.builtin_jobs {
+            handles.push(tokio::spawn(executor::worker(core.clone(), n, shutdown.clone(), kill.clone())));
+        }
+        handles.push(tokio::spawn(ops::expire_loop(core.clone(), shutdown.clone())));
+        if let Some(every) = core.inner.config.poll_interval {
+            handles.push(tokio::spawn(poll::run(core.clone(), every, shutdown.clone())));
+        }
+        handles.push(tokio::spawn(cron::run(core.clone(), shutdown.clone())));
+        core.wake_workers();
+        Ok((core, CoreTasks { handles, kill }))
+    }
+
+    /// A core without loops (for [`Core::start_with`]).
+    fn new(store: Store, config: CoreConfig, options: CoreOptions) -> Core {
+        let blobs = BlobStore::new(config.data_dir.join("blobs"));
+        let (work, _) = tokio::sync::watch::channel(0);
+        Core {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                config,
+                options,
+                git_locks: Mutex::new(HashMap::new()),
+                work,
+            }),
+        }
     }
 
     /// The store.
     pub fn store(&self) -> &Store {
-        todo!("server core")
+        &self.inner.store
     }
 
     /// The blob store (artifacts, caches).
     pub fn blobs(&self) -> &BlobStore {
-        todo!("server core")
+        &self.inner.blobs
+    }
+
+    /// How the core runs.
+    pub fn config(&self) -> &CoreConfig {
+        &self.inner.config
     }
 
     /// Starts a run (checks `on` filters and concurrency groups).
     pub async fn trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, CoreError> {
-        let _ = req;
-        todo!("server core")
+        let outcome = trigger::trigger(self, &req).await;
+        if let (Some(id), Ok(_)) = (req.delivery_id, &outcome) {
+            self.store().mark_delivery_processed(id).await?;
+        }
+        if matches!(outcome, Ok(TriggerOutcome::Started(_))) {
+            self.wake_workers();
+        }
+        outcome
     }
 
     /// Cancels a run: queued jobs are cancelled, running ones told to stop.
     pub async fn cancel_run(&self, run_id: i64, by: &str) -> Result<(), CoreError> {
-        let _ = (run_id, by);
-        todo!("server core")
+        ops::cancel_run(self, run_id, by).await
     }
 
     /// Grants the approval job `job` of run `run_id` waits for.
     pub async fn approve(&self, run_id: i64, job: &str, by: &str) -> Result<(), CoreError> {
-        let _ = (run_id, job, by);
-        todo!("server core")
+        ops::approve(self, run_id, job, by).await?;
+        self.wake_workers();
+        Ok(())
     }
 
     /// A new run of the same commit; with `failed_only`, only jobs that did not pass
     /// run again and the others' results and artifacts are reused.
     pub async fn rerun(&self, run_id: i64, failed_only: bool, by: &str) -> Result<Run, CoreError> {
-        let _ = (run_id, failed_only, by);
-        todo!("server core")
+        let run = ops::rerun(self, run_id, failed_only, by).await?;
+        self.wake_workers();
+        Ok(run)
     }
 
     /// What an agent needs to run a job it claimed.
     pub async fn assignment(&self, claimed: ClaimedJob) -> Result<Assignment, CoreError> {
-        let _ = claimed;
-        todo!("server core")
+        ops::assignment(self, claimed).await
     }
 
     /// A tar archive of the run's commit, for agents.
     pub async fn source_archive(&self, run_id: i64) -> Result<PathBuf, CoreError> {
-        let _ = run_id;
-        todo!("server core")
+        ops::source_archive(self, run_id).await
     }
 
     /// Records an executor's result (and the digest of its artifacts).
@@ -191,21 +376,124 @@ impl Core {
         outcome: JobOutcome,
         artifacts: Option<String>,
     ) -> Result<(), CoreError> {
-        let _ = (lease, outcome, artifacts);
-        todo!("server core")
+        ops::complete_job(self, lease, outcome, artifacts).await?;
+        self.wake_workers();
+        Ok(())
     }
 
     /// Waits until a job may be claimable (something was queued) or `timeout` passes:
     /// the long-poll of agents waits here instead of polling the store.
+    ///
+    /// Any change to the event log made in this process wakes it (a job queued,
+    /// retried, finished or approved), so a waiter re-tries its claim after each.
+    /// To not miss a wake-up between a failed claim and the wait, take
+    /// [`Core::work_waiter`] before claiming.
     pub async fn wait_for_work(&self, timeout: Duration) {
-        let _ = timeout;
-        todo!("server core")
+        self.work_waiter().wait(timeout).await;
+    }
+
+    /// A waiter subscribed now; [`WorkWaiter::wait`] returns at the first wake-up
+    /// after this call.
+    pub fn work_waiter(&self) -> WorkWaiter {
+        WorkWaiter { events: self.store().event_notifications(), work: self.inner.work.subscribe() }
+    }
+
+    /// Wakes every waiter (and the built-in executor).
+    fn wake_workers(&self) {
+        self.inner.work.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The lock of a project's mirror.
+    fn git_lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = match self.inner.git_locks.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        map.entry(project.to_string()).or_default().clone()
+    }
+
+    /// Handles webhook deliveries accepted before a crash but never acted upon.
+    ///
+    /// The payload's format belongs to the API's webhook handlers; here a delivery is
+    /// read as a push if its JSON has a `ref` and an `after` (GitHub, Gitea, Forgejo,
+    /// GitLab all send them).
+    async fn process_pending_deliveries(&self) {
+        let pending = match self.store().pending_deliveries().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "Reading pending webhook deliveries failed.");
+                return;
+            }
+        };
+        for d in pending {
+            let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
+            let git_ref = payload.get("ref").and_then(|v| v.as_str()).map(str::to_string);
+            let sha = payload.get("after").and_then(|v| v.as_str()).map(str::to_string);
+            let deleted = sha.as_deref().is_some_and(|s| s.chars().all(|c| c == '0'));
+            if d.kind != "push" && !d.kind.contains("Push") || git_ref.is_none() || deleted {
+                let _ = self.store().mark_delivery_processed(d.id).await;
+                continue;
+            }
+            let req = TriggerRequest {
+                project: d.project.clone(),
+                git_ref,
+                sha,
+                trigger: Trigger::Push,
+                changed_paths: None,
+                delivery_id: Some(d.id),
+            };
+            match self.trigger(req).await {
+                Ok(_) => tracing::info!(project = %d.project, delivery = %d.delivery_id, "Processed a webhook delivery accepted before the restart."),
+                Err(e) => {
+                    tracing::warn!(project = %d.project, delivery = %d.delivery_id, error = %e, "A webhook delivery accepted before the restart cannot start a run.");
+                    let _ = self.store().mark_delivery_processed(d.id).await;
+                }
+            }
+        }
+    }
+}
+
+/// A subscription to "work may be claimable"; see [`Core::work_waiter`].
+#[derive(Debug)]
+pub struct WorkWaiter {
+    events: tokio::sync::broadcast::Receiver<i64>,
+    work: tokio::sync::watch::Receiver<u64>,
+}
+
+impl WorkWaiter {
+    /// Returns at the next wake-up or after `timeout`.
+    pub async fn wait(mut self, timeout: Duration) {
+        tokio::select! {
+            _ = self.events.recv() => {}
+            _ = self.work.changed() => {}
+            () = tokio::time::sleep(timeout) => {}
+        }
     }
 }
 
 impl CoreTasks {
     /// Waits for every loop to stop (after the shutdown token was cancelled).
     pub async fn join(self) {
-        todo!("server core")
+        for h in self.handles {
+            if let Err(e) = h.await
+                && e.is_panic()
+            {
+                tracing::error!(error = %e, "A loop of the server core panicked.");
+            }
+        }
+    }
+
+    /// Stops every loop at once, as a crash would: running built-in jobs are killed
+    /// and report nothing (the next start marks them interrupted). For tests and
+    /// emergencies; `ferry serve` cancels the shutdown token and calls
+    /// [`CoreTasks::join`].
+    pub async fn abort(self) {
+        self.kill.cancel();
+        for h in &self.handles {
+            h.abort();
+        }
+        for h in self.handles {
+            let _ = h.await;
+        }
     }
 }

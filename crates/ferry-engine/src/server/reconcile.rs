@@ -1,0 +1,160 @@
+//! The pipeline reconciler: one idempotent step per run towards its end.
+//!
+//! For a run that has not ended: a job still waiting whose needs all ended, one of
+//! them without letting dependants run, ends `skipped`; a job held for the run's
+//! concurrency group is released once no older run of the group is active; when every
+//! job has ended, the run ends `failure` if one failed, timed out, was lost,
+//! interrupted or cancelled, else `success`. It reacts to the event log and also
+//! sweeps every active run every [`super::CoreOptions::sweep`], so a crash at any point
+//! is repaired by the next pass.
+
+use super::ops::{group_busy, held_for_group};
+use super::{Core, CoreError};
+use ferry_store::db::Run;
+use ferry_types::{EventKind, JobStatus, RunStatus};
+use std::collections::BTreeSet;
+use tokio_util::sync::CancellationToken;
+
+/// Most runs looked at by one sweep (the newest).
+const SWEEP_LIMIT: i64 = 1000;
+
+pub(crate) async fn run(core: Core, shutdown: CancellationToken) {
+    let start = match core.store().last_event_id().await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(error = %e, "Reading the event log failed; the reconciler only sweeps.");
+            0
+        }
+    };
+    let mut follower = core.store().follow(start, None);
+    let sweep_every = core.inner.options.sweep;
+    // First pass at once: recovery may have left runs to finish.
+    sweep(&core).await;
+    let mut next_sweep = tokio::time::Instant::now() + sweep_every;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep_until(next_sweep) => {
+                sweep(&core).await;
+                next_sweep = tokio::time::Instant::now() + sweep_every;
+            }
+            ev = follower.next() => match ev {
+                Ok(ev) => {
+                    let relevant = matches!(
+                        ev.kind,
+                        EventKind::JobFinished | EventKind::RunFinished | EventKind::RunCancelled | EventKind::RunQueued
+                    );
+                    if relevant && let Some(run_id) = ev.run_id {
+                        reconcile_by_id(&core, run_id).await;
+                        // A run that ended may free its concurrency group.
+                        if matches!(ev.kind, EventKind::RunFinished | EventKind::RunCancelled) {
+                            sweep(&core).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Following the event log failed; retrying.");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn reconcile_by_id(core: &Core, run_id: i64) {
+    match core.store().get_run(run_id).await {
+        Ok(Some(run)) => {
+            if let Err(e) = reconcile(core, &run).await {
+                tracing::warn!(run = run_id, error = %e, "Reconciling a run failed; the next sweep retries.");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(run = run_id, error = %e, "Reading a run failed."),
+    }
+}
+
+/// Reconciles every run that has not ended.
+pub(crate) async fn sweep(core: &Core) {
+    let runs = match core.store().list_runs(None, SWEEP_LIMIT).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "Listing runs failed.");
+            return;
+        }
+    };
+    // Oldest first, so a group's older run ends before a newer one is looked at.
+    for run in runs.iter().rev().filter(|r| !r.status.is_finished()) {
+        if let Err(e) = reconcile(core, run).await {
+            tracing::warn!(run = run.id, error = %e, "Reconciling a run failed; the next sweep retries.");
+        }
+    }
+}
+
+/// One pass over one run. Safe to repeat and to run concurrently with itself (every
+/// store call it makes changes nothing when its condition no longer holds).
+pub(crate) async fn reconcile(core: &Core, run: &Run) -> Result<(), CoreError> {
+    if run.status.is_finished() {
+        return Ok(());
+    }
+    let mut jobs = core.store().list_jobs(run.id).await?;
+    let mut changed = true;
+    let mut released = false;
+    // Skipping one job can make its dependants skippable: repeat until stable.
+    while changed {
+        changed = false;
+        let ended: BTreeSet<&str> = jobs.iter().filter(|j| j.status.is_finished()).map(|j| j.name.as_str()).collect();
+        let mut skip = Vec::new();
+        for job in jobs.iter().filter(|j| matches!(j.status, JobStatus::Queued | JobStatus::WaitingApproval)) {
+            if !job.needs.iter().all(|n| ended.contains(n.as_str())) {
+                continue;
+            }
+            let failed: Vec<String> = jobs
+                .iter()
+                .filter(|d| job.needs.contains(&d.name) && !d.status.lets_dependants_run())
+                .map(|d| format!("`{}` ({})", d.name, d.status))
+                .collect();
+            if !failed.is_empty() {
+                skip.push((job.id, format!("a job it needs did not succeed: {}", failed.join(", "))));
+            }
+        }
+        for (id, reason) in skip {
+            if core.store().end_waiting_job(id, JobStatus::Skipped, Some(&reason)).await? {
+                changed = true;
+            }
+        }
+        if changed {
+            jobs = core.store().list_jobs(run.id).await?;
+        }
+    }
+
+    let held: Vec<String> = jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::WaitingApproval && held_for_group(j))
+        .filter(|j| !j.spec.get("approval").and_then(|v| v.as_bool()).unwrap_or(false))
+        .map(|j| j.name.clone())
+        .collect();
+    if !held.is_empty() && !group_busy(core, run).await? {
+        let by = format!("ferry (concurrency group `{}` is free)", run.concurrency_group.as_deref().unwrap_or(""));
+        for name in held {
+            released |= core.store().approve_job(run.id, &name, &by).await?;
+        }
+        jobs = core.store().list_jobs(run.id).await?;
+    }
+    if released {
+        core.wake_workers();
+    }
+
+    if !jobs.is_empty() && jobs.iter().all(|j| j.status.is_finished()) {
+        let failed = jobs.iter().any(|j| {
+            matches!(
+                j.status,
+                JobStatus::Failure | JobStatus::TimedOut | JobStatus::Lost | JobStatus::Interrupted | JobStatus::Cancelled
+            )
+        });
+        let status = if failed { RunStatus::Failure } else { RunStatus::Success };
+        if core.store().set_run_status(run.id, status).await? {
+            tracing::info!(run = run.id, project = %run.project, status = %status, "A run ended.");
+        }
+    }
+    Ok(())
+}
