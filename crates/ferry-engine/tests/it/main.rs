@@ -4,5 +4,6 @@
 mod bad_input;
 mod container;
 mod host;
+mod server;
 mod storage;
 mod support;
