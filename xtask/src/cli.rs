@@ -2,6 +2,7 @@
 //! fresh CI clone.
 
 use anyhow::{Context, bail};
+use std::path::PathBuf;
 
 /// Printed by `cargo xtask help` and after a usage error.
 pub const USAGE: &str = "\
@@ -15,9 +16,11 @@ commands:
   setup [--dry-run]
         only install and start what the suite needs (tools, Docker, test image)
   lint  cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
-  bench SUITE [--runs N] [--no-write]
+  bench SUITE [--runs N] [--no-write] [--rev REV | --ferry PATH]
         run a benchmark suite, print a table, append it to docs/BENCHMARKS.md and write
-        target/bench/SUITE.json (--no-write: print only); suites: ci";
+        target/bench/SUITE.json (--no-write: print only); suites: ci. Measures a
+        release build of the working tree, of commit REV (exported clean, so
+        uncommitted work is left out), or the binary at PATH";
 
 /// One invocation of `cargo xtask`.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,6 +68,19 @@ pub struct BenchOpts {
     pub runs: usize,
     /// Whether to record results in docs/BENCHMARKS.md and target/bench/.
     pub write: bool,
+    /// Which `ferry` to measure.
+    pub ferry: FerrySource,
+}
+
+/// Which `ferry` a benchmark measures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FerrySource {
+    /// `cargo build --release -p ferry` of the working tree.
+    WorkingTree,
+    /// A release build of this commit, exported clean from git.
+    Rev(String),
+    /// A binary built elsewhere.
+    Prebuilt(PathBuf),
 }
 
 /// Parses the arguments after `cargo xtask`.
@@ -132,11 +148,22 @@ fn parse_bench(args: &[String]) -> anyhow::Result<BenchOpts> {
         suite,
         runs: 5,
         write: true,
+        ferry: FerrySource::WorkingTree,
     };
     let mut iter = rest.iter();
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "--no-write" => opts.write = false,
+            "--ferry" => {
+                let path = iter
+                    .next()
+                    .context("`--ferry` needs the path of a binary")?;
+                opts.ferry = FerrySource::Prebuilt(PathBuf::from(path));
+            }
+            "--rev" => {
+                let rev = iter.next().context("`--rev` needs a commit, e.g. HEAD")?;
+                opts.ferry = FerrySource::Rev(rev.clone());
+            }
             "--runs" => {
                 let n = iter.next().context("`--runs` needs a number")?;
                 opts.runs = n
@@ -192,15 +219,21 @@ mod tests {
 
     #[test]
     fn bench_parses_suite_and_runs() {
-        let task = parse(&args("bench ci --runs 7 --no-write")).unwrap();
+        let task = parse(&args("bench ci --runs 7 --no-write --ferry /tmp/ferry")).unwrap();
         assert_eq!(
             task,
             Task::Bench(BenchOpts {
                 suite: Suite::Ci,
                 runs: 7,
-                write: false
+                write: false,
+                ferry: FerrySource::Prebuilt(PathBuf::from("/tmp/ferry")),
             })
         );
+        let Task::Bench(opts) = parse(&args("bench ci --rev HEAD~1")).unwrap() else {
+            panic!("not a bench task");
+        };
+        assert_eq!(opts.ferry, FerrySource::Rev("HEAD~1".into()));
+        assert_eq!(opts.runs, 5);
     }
 
     #[test]

@@ -164,9 +164,15 @@ pub fn install_commands(packages: &[&str], privilege: Privilege) -> anyhow::Resu
             packages.join(" ")
         );
     }
-    let mut install = apt(&["install", "-y", "--no-install-recommends"]);
+    // A fresh machine may still be running its own apt (unattended upgrades): wait
+    // for the lock rather than fail, and retry flaky downloads.
+    let patience = ["-o", "Acquire::Retries=3", "-o", "DPkg::Lock::Timeout=300"];
+    let mut update = apt(&patience);
+    update.arg("update");
+    let mut install = apt(&patience);
+    install.args(["install", "-y", "--no-install-recommends"]);
     install.args(packages);
-    Ok(vec![apt(&["update"]), install])
+    Ok(vec![update, install])
 }
 
 /// Checks every tool and installs the missing ones (prints the plan with `dry_run`).
@@ -223,8 +229,9 @@ mod tests {
         assert_eq!(
             shown,
             [
-                "apt-get update",
-                "apt-get install -y --no-install-recommends docker.io busybox-static"
+                "apt-get -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300 update",
+                "apt-get -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300 install -y \
+                 --no-install-recommends docker.io busybox-static"
             ]
         );
         let noninteractive = cmds[1]
@@ -238,7 +245,8 @@ mod tests {
         let cmds = install_commands(&["git"], Privilege::Sudo).unwrap();
         assert_eq!(
             proc::display(&cmds[1]),
-            "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends git"
+            "sudo DEBIAN_FRONTEND=noninteractive apt-get -o Acquire::Retries=3 \
+             -o DPkg::Lock::Timeout=300 install -y --no-install-recommends git"
         );
     }
 

@@ -6,9 +6,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 
-/// The command line as a person would type it (for messages and dry runs).
+/// The command line as a person would type it (for messages and dry runs). Programs
+/// from a rustup toolchain show by name: `cargo`, not its path in `~/.rustup`.
 pub fn display(cmd: &Command) -> String {
-    let mut parts = vec![quote(cmd.get_program())];
+    let program = Path::new(cmd.get_program());
+    let shown = match program.file_name() {
+        Some(name) if program.components().any(|c| c.as_os_str() == ".rustup") => name,
+        _ => program.as_os_str(),
+    };
+    let mut parts = vec![quote(shown)];
     parts.extend(cmd.get_args().map(quote));
     parts.join(" ")
 }
@@ -125,6 +131,16 @@ mod tests {
         assert_eq!(
             display(&cmd),
             r"apt-get install -y docker.io 'it'\''s here' ''"
+        );
+    }
+
+    #[test]
+    fn display_shows_toolchain_programs_by_name() {
+        let cmd = Command::new("/root/.rustup/toolchains/stable/bin/cargo");
+        assert_eq!(display(&cmd), "cargo");
+        assert_eq!(
+            display(&Command::new("/usr/sbin/dockerd")),
+            "/usr/sbin/dockerd"
         );
     }
 

@@ -14,12 +14,13 @@
 use super::machine::Machine;
 use super::report::{Goal, Report, Row};
 use super::stats::Timing;
+use crate::cli::FerrySource;
 use crate::{paths, phase, proc, services, test::cargo};
 use anyhow::{Context, bail};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -267,13 +268,49 @@ fn random_hex_key() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Builds the release binary and checks it has the commands the suite drives.
-fn build_ferry() -> anyhow::Result<PathBuf> {
-    let p = phase::start("building ferry (release)");
-    proc::run(cargo().args(["build", "--release", "--package", "ferry"]))?;
-    let bin = paths::target_dir().join("release/ferry");
+/// The `ferry` to measure, built as `source` asks, checked to have the commands the
+/// suite drives. Returns it, a description for the report and, for `--rev`, the
+/// commit it was built from.
+fn build_ferry(source: &FerrySource) -> anyhow::Result<(PathBuf, String, Option<String>)> {
+    let p = phase::start("preparing ferry (release build)");
+    let release_bin = || paths::target_dir().join("release/ferry");
+    let (bin, origin, commit) = match source {
+        FerrySource::Prebuilt(path) => (path.clone(), format!("prebuilt {}", path.display()), None),
+        FerrySource::WorkingTree => {
+            proc::run(cargo().args(["build", "--release", "--package", "ferry"]))?;
+            (
+                release_bin(),
+                "release build of the working tree".to_string(),
+                None,
+            )
+        }
+        FerrySource::Rev(rev) => {
+            let commit = proc::output(Command::new("git").current_dir(paths::root()).args([
+                "rev-parse",
+                "--verify",
+                &format!("{rev}^{{commit}}"),
+            ]))?
+            .trim()
+            .to_string();
+            let short = commit.get(..10).unwrap_or(&commit).to_string();
+            let src = paths::ScratchDir::new("ferry-bench-src-")?;
+            export_commit(&commit, src.path())?;
+            // Same target dir as the workspace: dependencies are already built there.
+            let mut build = cargo();
+            build
+                .current_dir(src.path())
+                .env("CARGO_TARGET_DIR", paths::target_dir())
+                .args(["build", "--release", "--package", "ferry"]);
+            proc::run(&mut build)?;
+            (
+                release_bin(),
+                format!("release build of commit `{short}`"),
+                Some(short),
+            )
+        }
+    };
     if !bin.is_file() {
-        bail!("`cargo build --release` did not produce {}", bin.display());
+        bail!("no ferry binary at {}", bin.display());
     }
     for sub in [&["run", "--help"][..], &["secret", "set", "--help"]] {
         let mut cmd = Command::new(&bin);
@@ -285,25 +322,74 @@ fn build_ferry() -> anyhow::Result<PathBuf> {
             );
         }
     }
-    p.done(&format!("built {}", bin.display()));
-    Ok(bin)
+    let version = proc::output(Command::new(&bin).arg("--version"))?;
+    p.done(&format!("using {}", bin.display()));
+    Ok((bin, format!("{}, {origin}", version.trim()), commit))
 }
 
-/// Whether masking held in the mask-check job's output.
-fn masking_note(stdout: &str) -> (&'static str, bool) {
+/// Writes the tree of `commit` into `dir` (`git archive | tar -x`): a clean copy
+/// without whatever is uncommitted in the working tree.
+fn export_commit(commit: &str, dir: &Path) -> anyhow::Result<()> {
+    let mut archive = Command::new("git");
+    archive
+        .current_dir(paths::root())
+        .args(["archive", "--format=tar", commit])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    let mut git = archive
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", proc::display(&archive)))?;
+    let tar_in = git.stdout.take().context("stdout of `git archive`")?;
+    let mut untar = Command::new("tar");
+    untar.arg("-x").arg("-C").arg(dir).stdin(tar_in);
+    let untarred = untar
+        .status()
+        .with_context(|| format!("cannot start `{}`", proc::display(&untar)));
+    let archived = git.wait()?;
+    proc::check(&archive, archived)?;
+    proc::check(&untar, untarred?)
+}
+
+/// Whether masking held in the mask-check job's output and in the logs it stored
+/// (`leaked_to`: a stored file holding the secret in clear).
+fn masking_note(stdout: &str, leaked_to: Option<&Path>) -> (String, bool) {
     if stdout.contains(SECRET) {
-        ("the secret was VISIBLE in `ferry run` output", false)
+        ("the secret was VISIBLE in `ferry run` output".into(), false)
+    } else if let Some(file) = leaked_to {
+        (
+            format!("the secret was VISIBLE in {}", file.display()),
+            false,
+        )
     } else if stdout.contains("mask-check") {
         (
-            "masking checked: the secret was hidden in `ferry run` output",
+            "masking checked: the secret was hidden in the output and the stored logs".into(),
             true,
         )
     } else {
         (
-            "masking not checked: `ferry run` did not print step output",
+            "masking checked in the stored logs only (`ferry run` printed no step output)".into(),
             true,
         )
     }
+}
+
+/// The first file under `dir` (files up to 64 MiB) whose bytes contain `needle`.
+fn file_containing(dir: &Path, needle: &[u8]) -> anyhow::Result<Option<PathBuf>> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if let Some(found) = file_containing(&entry.path(), needle)? {
+                return Ok(Some(found));
+            }
+        } else if kind.is_file() && entry.metadata()?.len() <= 64 << 20 {
+            let bytes = std::fs::read(entry.path())?;
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                return Ok(Some(entry.path()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn ms(seconds: f64) -> f64 {
@@ -311,9 +397,12 @@ fn ms(seconds: f64) -> f64 {
 }
 
 /// Runs the suite.
-pub fn run(runs: usize) -> anyhow::Result<Report> {
-    let machine = Machine::detect();
-    let ferry = build_ferry()?;
+pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
+    let mut machine = Machine::detect();
+    let (ferry, ferry_desc, commit) = build_ferry(source)?;
+    if let Some(commit) = commit {
+        machine.commit = commit;
+    }
     services::ensure_docker(false)?;
     services::ensure_busybox_image(false)?;
 
@@ -333,8 +422,11 @@ pub fn run(runs: usize) -> anyhow::Result<Report> {
         bench.check_job(job, true)?;
     }
     let mask_out = bench.check_job("mask_check", true)?;
-    let (mask_note, masked) = masking_note(&mask_out);
-    if !masked {
+    let leaked_to = file_containing(&bench.data, SECRET.as_bytes())?;
+    let (mask_note, masked) = masking_note(&mask_out, leaked_to.as_deref());
+    if masked {
+        phase::note(&mask_note);
+    } else {
         phase::note(&format!("WARNING: {mask_note}"));
     }
     bench.check_job("log", false)?;
@@ -382,13 +474,14 @@ pub fn run(runs: usize) -> anyhow::Result<Report> {
     )?;
     p.done("timed container steps");
 
-    let results = figures(&host, &log, &container, mask_note, masked);
+    let results = figures(&host, &log, &container, &mask_note, masked);
     let mut timings = host;
     timings.extend(log);
     timings.extend(container);
     Ok(Report {
         suite: "ci".into(),
         machine,
+        ferry: ferry_desc,
         runs,
         results,
         timings,
@@ -554,10 +647,29 @@ mod tests {
     }
 
     #[test]
-    fn masking_is_judged_from_the_output() {
-        assert!(!masking_note("mask-check *** s3cr3t-value-123").1);
-        assert!(masking_note("mask-check *** ***").1);
-        assert!(masking_note("").0.contains("not checked"));
+    fn masking_is_judged_from_the_output_and_the_stored_logs() {
+        assert!(!masking_note("mask-check *** s3cr3t-value-123", None).1);
+        assert!(masking_note("mask-check *** ***", None).1);
+        assert!(masking_note("", None).0.contains("stored logs only"));
+        let (note, ok) = masking_note("mask-check *** ***", Some(Path::new("/d/step.log")));
+        assert!(!ok && note.contains("/d/step.log"), "{note}");
+    }
+
+    #[test]
+    fn finds_a_secret_in_nested_stored_logs() {
+        let dir = paths::ScratchDir::new("xtask-test-").unwrap();
+        let logs = dir.path().join("runs/1/logs");
+        std::fs::create_dir_all(&logs).unwrap();
+        std::fs::write(logs.join("a.log"), "all *** here").unwrap();
+        assert_eq!(
+            file_containing(dir.path(), SECRET.as_bytes()).unwrap(),
+            None
+        );
+        std::fs::write(logs.join("b.log"), format!("oops {SECRET}!")).unwrap();
+        assert_eq!(
+            file_containing(dir.path(), SECRET.as_bytes()).unwrap(),
+            Some(logs.join("b.log"))
+        );
     }
 
     #[test]

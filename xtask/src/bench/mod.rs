@@ -16,7 +16,7 @@ use crate::{paths, phase};
 /// Runs one suite, prints its table and, unless `--no-write`, records it.
 pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
     let report = match opts.suite {
-        Suite::Ci => ci::run(opts.runs)?,
+        Suite::Ci => ci::run(opts.runs, &opts.ferry)?,
     };
     println!("\n{}", report.table());
     if opts.write {

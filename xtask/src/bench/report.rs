@@ -65,6 +65,8 @@ pub struct Report {
     pub suite: String,
     /// Where and when it ran.
     pub machine: Machine,
+    /// The `ferry` measured: its version and where it came from.
+    pub ferry: String,
     /// Timed runs per measurement.
     pub runs: usize,
     /// The figures.
@@ -147,11 +149,12 @@ impl Report {
             out.trim_end().to_string()
         };
         let mut out = format!(
-            "bench {} — {} — commit {}\n{}\n\n",
+            "bench {} — {} — commit {}\n{}\n{}\n\n",
             self.suite,
             self.machine.date,
             self.machine.commit,
-            self.machine.summary()
+            self.machine.summary(),
+            self.ferry
         );
         out.push_str(&line(header));
         out.push('\n');
@@ -173,8 +176,9 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Machine: {}. Medians of {} runs.\n",
+            "Machine: {}. Binary: {}. Medians of {} runs.\n",
             m.summary(),
+            self.ferry,
             self.runs
         );
         s.push_str("| Metric | Value | Goal | Met | How |\n|---|---:|---:|:-:|---|\n");
@@ -262,6 +266,7 @@ mod tests {
                 date: "2026-11-23 21:10".into(),
                 commit: "abc1234567".into(),
             },
+            ferry: "ferry 0.1.0, release build of the working tree".into(),
             runs: 5,
             results: vec![
                 Row::new(
@@ -301,6 +306,9 @@ mod tests {
         assert!(md.starts_with("## `bench ci` — 2026-11-23 21:10 UTC, commit `abc1234567`\n"));
         assert!(md.contains("Machine: Test CPU (2 cores), 23.5 GiB RAM, Linux 6.1.0"));
         assert!(md.contains(
+            "Binary: ferry 0.1.0, release build of the working tree. Medians of 5 runs."
+        ));
+        assert!(md.contains(
             "| per-step overhead (host) | 1.23 ms | ≤ 5.00 ms | yes | (ferry − bash) / 100 |"
         ));
         assert!(md.contains("| log throughput ratio | 0.50 | ≥ 0.67 | **no** | ferry \\| bash |"));
@@ -311,7 +319,7 @@ mod tests {
     #[test]
     fn terminal_table_right_aligns_values_and_goals() {
         let table = report().table();
-        let lines: Vec<&str> = table.lines().skip(3).collect();
+        let lines: Vec<&str> = table.lines().skip(4).collect();
         assert!(lines[0].starts_with("metric"), "{table}");
         // Values end in the same column, whatever their width.
         let end_of = |line: &str, value: &str| line.find(value).unwrap() + value.len();
