@@ -49,6 +49,14 @@
 //! - **Workspaces** are removed when the run ends, unless
 //!   [`RunOptions::keep_workspaces`] is set.
 //! - **Containers.** See [`RunOptions::docker_host`]: images are never pulled.
+//!
+//! # One job alone: [`execute`]
+//! The server's built-in executor and `ferry agent` run one claimed job with
+//! [`execute`] and a [`JobSpec`]; the same code as above decides its `if`, gives it its
+//! secrets and runs its steps, artifacts and cache. What differs between the two —
+//! the source archive, artifacts by digest, log lines, lease heartbeats — is behind
+//! the [`JobIo`] trait. Retries and approvals are the server queue's business there:
+//! [`execute`] runs exactly one attempt.
 
 mod archive;
 mod artifacts;

@@ -24,7 +24,16 @@ jobs:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_commit_runs_on_the_builtin_executor_with_logs_and_events_in_order() {
-    let env = Env::new(TWO_JOBS, &[]).await;
+    push_runs_to_success(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pushed_commit_runs_on_the_builtin_executor_with_logs_and_events_in_order() {
+    push_runs_to_success(Db::Postgres).await;
+}
+
+async fn push_runs_to_success(db: Db) {
+    let env = Env::on(db, TWO_JOBS, &[]).await;
     let server = env.start(2).await;
     let run = started(server.core.trigger(push("refs/heads/main")).await.expect("trigger"));
     assert_eq!(run.sha, env.head());
@@ -55,6 +64,7 @@ async fn pushed_commit_runs_on_the_builtin_executor_with_logs_and_events_in_orde
     assert!(pos(EventKind::JobFinished, Some("build")) < pos(EventKind::JobStarted, Some("test")));
     assert!(pos(EventKind::JobFinished, Some("test")) < pos(EventKind::RunFinished, None));
     server.stop().await;
+    env.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

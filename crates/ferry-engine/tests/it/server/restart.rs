@@ -17,10 +17,10 @@ jobs:
     )
 }
 
-async fn crash_mid_job(retry: u32) -> (Env, i64, Running) {
+async fn crash_mid_job(db: Db, retry: u32) -> (Env, i64, Running) {
     let scratch = tempfile::tempdir().expect("tempdir");
     let marker = scratch.path().join("started");
-    let env = Env::new(&long_job(retry, &marker), &[]).await;
+    let env = Env::on(db, &long_job(retry, &marker), &[]).await;
     let server = env.start(1).await;
     let run = started(server.core.trigger(push("main")).await.expect("trigger"));
     until(20, "the job to start", || async { marker.exists().then_some(()) }).await;
@@ -34,7 +34,16 @@ async fn crash_mid_job(retry: u32) -> (Env, i64, Running) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_job_cut_short_by_a_crash_is_interrupted_and_retried() {
-    let (env, run_id, server) = crash_mid_job(1).await;
+    interrupted_and_retried(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_builtin_job_cut_short_by_a_crash_is_interrupted_and_retried() {
+    interrupted_and_retried(Db::Postgres).await;
+}
+
+async fn interrupted_and_retried(db: Db) {
+    let (env, run_id, server) = crash_mid_job(db, 1).await;
     let run = finished(&env.store, run_id, 30).await;
     assert_eq!(run.status, RunStatus::Success);
     let j = job(&env.store, run_id, "long").await;
@@ -44,11 +53,12 @@ async fn builtin_job_cut_short_by_a_crash_is_interrupted_and_retried() {
     assert_eq!(kinds.get(interrupted + 1), Some(&EventKind::JobRetried), "{kinds:?}");
     assert!(log_text(&env.store, run_id, "long").await.contains("second attempt"));
     server.stop().await;
+    env.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builtin_job_cut_short_without_retry_ends_interrupted() {
-    let (env, run_id, server) = crash_mid_job(0).await;
+    let (env, run_id, server) = crash_mid_job(Db::Sqlite, 0).await;
     let run = finished(&env.store, run_id, 30).await;
     assert_eq!(run.status, RunStatus::Failure);
     let j = job(&env.store, run_id, "long").await;

@@ -17,6 +17,35 @@ pub struct Env {
     pub repo: TempDir,
     pub data: TempDir,
     pub store: Store,
+    /// The PostgreSQL database to drop at the end: (admin URL, name).
+    pg: Option<(String, String)>,
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    /// A SQLite file in the data directory.
+    Sqlite,
+    /// A fresh database on the server `FERRY_TEST_DATABASE_URL` names (an admin URL);
+    /// without it the test fails and says so.
+    Postgres,
+}
+
+/// A new PostgreSQL database: (its URL, its name, the admin URL).
+async fn postgres_db() -> (String, String, String) {
+    use sqlx::Connection as _;
+    let admin = std::env::var("FERRY_TEST_DATABASE_URL").expect(
+        "FERRY_TEST_DATABASE_URL is not set: the PostgreSQL tests need an admin URL such as \
+         postgres://postgres@127.0.0.1:54329/postgres",
+    );
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let name = format!("ferry_engine_test_{}_{}", std::process::id(), nanos % 1_000_000_000_000);
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    let (base, query) = admin.split_once('?').map_or((admin.as_str(), String::new()), |(b, q)| (b, format!("?{q}")));
+    let slash = base.rfind('/').filter(|i| *i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
+    let url = format!("{}/{name}{query}", &base[..slash]);
+    (url, name, admin)
 }
 
 /// A fake clock for the cron loop; every other wait is real.
@@ -59,14 +88,22 @@ impl Env {
     /// A repository holding `ferry.yml` (and `files`), one commit on `main`, registered
     /// as project `app`.
     pub async fn new(yml: &str, files: &[(&str, &str)]) -> Env {
+        Env::on(Db::Sqlite, yml, files).await
+    }
+
+    /// [`Env::new`] on the given database.
+    pub async fn on(db: Db, yml: &str, files: &[(&str, &str)]) -> Env {
         let repo = tempfile::tempdir().expect("tempdir");
         let data = tempfile::tempdir().expect("tempdir");
         git(repo.path(), &["init", "-q", "-b", "main"]);
-        let env = Env {
-            store: Store::open_data_dir(data.path()).await.expect("store opens"),
-            repo,
-            data,
+        let (store, pg) = match db {
+            Db::Sqlite => (Store::open_data_dir(data.path()).await.expect("store opens"), None),
+            Db::Postgres => {
+                let (url, name, admin) = postgres_db().await;
+                (Store::connect(&url).await.expect("store opens"), Some((admin, name)))
+            }
         };
+        let env = Env { store, repo, data, pg };
         env.commit(yml, files, "init");
         env.store
             .add_project(&NewProject {
@@ -94,6 +131,16 @@ impl Env {
         git(dir, &["add", "-A"]);
         git(dir, &["commit", "-q", "--allow-empty", "-m", msg]);
         self.head()
+    }
+
+    /// Closes the store and drops a PostgreSQL test database.
+    pub async fn close(self) {
+        use sqlx::Connection as _;
+        self.store.close().await;
+        if let Some((admin, name)) = &self.pg {
+            let mut conn = sqlx::PgConnection::connect(admin).await.expect("PostgreSQL reachable");
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+        }
     }
 
     pub fn head(&self) -> String {
