@@ -20,9 +20,12 @@
 //! - **Who skips what.** The executor that claims a job evaluates its `if` (false →
 //!   it reports `skipped`); a job can only be claimed once every job it needs ended
 //!   `success` or `allowed_failure`. When a job it needs ended otherwise, the
-//!   reconciler ends it `skipped`. On the server a job whose `if` looks at
-//!   `needs.<job>.result` runs only when its needs let it run (the claim rule), so
-//!   `if: needs.build.result == 'failure'` ends `skipped` here (unlike `ferry run`).
+//!   reconciler ends it `skipped`. A job whose `if` looks at `needs` decides alone,
+//!   as in `ferry run`: it is created without queue-level needs, held in
+//!   `waiting_approval` until every job it needs ended, then released by the
+//!   reconciler (`approval.granted` by `ferry`), and the executor evaluates its `if`
+//!   with the needs' results — so `if: needs.build.result == 'failure'` runs after a
+//!   failed `build`. Its needs are kept in its `spec` (`spec.needs`).
 //! - **Triggers.** A push must pass `on.push` (branches, tags, paths); the changed
 //!   paths are the sender's, or those of the commit against its first parent when the
 //!   sender gave none (the poller diffs the old and new commit). Manual and API runs

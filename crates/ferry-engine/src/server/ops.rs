@@ -45,9 +45,50 @@ fn spec_str<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
     job.spec.get(key).and_then(|v| v.as_str())
 }
 
-/// Whether a job waits for its run's concurrency group (not for a person).
-pub(crate) fn held_for_group(job: &Job) -> bool {
-    spec_str(job, "hold") == Some("concurrency")
+fn spec_bool(job: &Job, key: &str) -> bool {
+    job.spec.get(key).and_then(|v| v.as_bool()).unwrap_or(false)
+}
+
+/// Whether a person must approve the job (`approval` in `ferry.yml`).
+pub(crate) fn wants_approval(job: &Job) -> bool {
+    spec_bool(job, "approval")
+}
+
+/// Whether the job is held in `waiting_approval` by the engine (for its concurrency
+/// group, or until its needs ended), besides or instead of a person's approval.
+pub(crate) fn engine_held(job: &Job) -> bool {
+    spec_bool(job, "hold_group") || spec_bool(job, "hold_needs")
+}
+
+/// Whether the reconciler — not the queue — waits for the job's needs.
+pub(crate) fn held_for_needs(job: &Job) -> bool {
+    spec_bool(job, "hold_needs")
+}
+
+/// The jobs a job needs: the store's list, or for jobs held for their needs the one
+/// kept in its spec.
+pub(crate) fn real_needs(job: &Job) -> Vec<String> {
+    if held_for_needs(job)
+        && let Some(list) = job.spec.get("needs").and_then(|v| v.as_array())
+    {
+        return list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+    }
+    job.needs.clone()
+}
+
+/// Whether nothing but (possibly) a person holds the job any more.
+pub(crate) async fn holds_cleared(core: &Core, run: &Run, job: &Job, jobs: &[Job]) -> Result<bool, CoreError> {
+    if held_for_needs(job) {
+        let needs = real_needs(job);
+        let ended = needs.iter().all(|n| jobs.iter().any(|j| &j.name == n && j.status.is_finished()));
+        if !ended {
+            return Ok(false);
+        }
+    }
+    if spec_bool(job, "hold_group") && group_busy(core, run).await? {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// Whether an older run of `run`'s concurrency group is still active.
@@ -66,10 +107,9 @@ pub(crate) async fn approve(core: &Core, run_id: i64, job: &str, by: &str) -> Re
     if j.status != JobStatus::WaitingApproval {
         return Err(CoreError::Invalid(format!("job `{job}` of run {run_id} is not waiting for approval (it is {})", j.status)));
     }
-    if held_for_group(j) && group_busy(core, &run).await? {
+    if engine_held(j) && !holds_cleared(core, &run, j, &jobs).await? {
         return Err(CoreError::Invalid(format!(
-            "job `{job}` of run {run_id} waits for an older run of concurrency group `{}`; approve it when that run ended",
-            run.concurrency_group.unwrap_or_default()
+            "job `{job}` of run {run_id} cannot start yet (it waits for the jobs it needs or for an older run of its concurrency group); approve it once it can"
         )));
     }
     if !core.store().approve_job(run_id, job, by).await? {
@@ -132,8 +172,9 @@ pub(crate) async fn assignment(core: &Core, claimed: ClaimedJob) -> Result<Assig
     let run = &claimed.run;
     let job = &claimed.job;
     let jobs = core.store().list_jobs(run.id).await?;
+    let job_needs = real_needs(job);
     let mut needs = BTreeMap::new();
-    for n in &job.needs {
+    for n in &job_needs {
         if let Some(r) = jobs.iter().find(|j| &j.name == n).and_then(|j| result_of(j.status)) {
             needs.insert(n.clone(), r);
         }
@@ -142,7 +183,7 @@ pub(crate) async fn assignment(core: &Core, claimed: ClaimedJob) -> Result<Assig
         let (d, id) = (core.config().data_dir.clone(), run.id);
         tokio::task::spawn_blocking(move || artifacts::read(&d, id)).await.unwrap_or_default()
     };
-    let artifacts: BTreeMap<String, String> = all.into_iter().filter(|(k, _)| job.needs.contains(k)).collect();
+    let artifacts: BTreeMap<String, String> = all.into_iter().filter(|(k, _)| job_needs.contains(k)).collect();
 
     // Secrets: only those the job's templates reference.
     let mut secrets = BTreeMap::new();

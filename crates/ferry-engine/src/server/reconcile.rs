@@ -1,14 +1,15 @@
 //! The pipeline reconciler: one idempotent step per run towards its end.
 //!
 //! For a run that has not ended: a job still waiting whose needs all ended, one of
-//! them without letting dependants run, ends `skipped`; a job held for the run's
-//! concurrency group is released once no older run of the group is active; when every
+//! them without letting dependants run, ends `skipped` (unless its `if` looks at
+//! `needs`); a job the engine holds (for the run's concurrency group, or until its
+//! needs ended) is released once nothing holds it any more; when every
 //! job has ended, the run ends `failure` if one failed, timed out, was lost,
 //! interrupted or cancelled, else `success`. It reacts to the event log and also
 //! sweeps every active run every [`super::CoreOptions::sweep`], so a crash at any point
 //! is repaired by the next pass.
 
-use super::ops::{group_busy, held_for_group};
+use super::ops::{engine_held, held_for_needs, holds_cleared, wants_approval};
 use super::{Core, CoreError};
 use ferry_store::db::Run;
 use ferry_types::{EventKind, JobStatus, RunStatus};
@@ -105,6 +106,10 @@ pub(crate) async fn reconcile(core: &Core, run: &Run) -> Result<(), CoreError> {
         let ended: BTreeSet<&str> = jobs.iter().filter(|j| j.status.is_finished()).map(|j| j.name.as_str()).collect();
         let mut skip = Vec::new();
         for job in jobs.iter().filter(|j| matches!(j.status, JobStatus::Queued | JobStatus::WaitingApproval)) {
+            // Its `if` decides, on the executor.
+            if held_for_needs(job) {
+                continue;
+            }
             if !job.needs.iter().all(|n| ended.contains(n.as_str())) {
                 continue;
             }
@@ -127,17 +132,17 @@ pub(crate) async fn reconcile(core: &Core, run: &Run) -> Result<(), CoreError> {
         }
     }
 
-    let held: Vec<String> = jobs
-        .iter()
-        .filter(|j| j.status == JobStatus::WaitingApproval && held_for_group(j))
-        .filter(|j| !j.spec.get("approval").and_then(|v| v.as_bool()).unwrap_or(false))
-        .map(|j| j.name.clone())
-        .collect();
-    if !held.is_empty() && !group_busy(core, run).await? {
-        let by = format!("ferry (concurrency group `{}` is free)", run.concurrency_group.as_deref().unwrap_or(""));
-        for name in held {
-            released |= core.store().approve_job(run.id, &name, &by).await?;
+    let mut release = Vec::new();
+    for j in jobs.iter().filter(|j| j.status == JobStatus::WaitingApproval && engine_held(j) && !wants_approval(j)) {
+        if holds_cleared(core, run, j, &jobs).await? {
+            release.push(j.name.clone());
         }
+    }
+    for name in release {
+        // `approval.granted` by `ferry`: the engine, not a person, let it go.
+        released |= core.store().approve_job(run.id, &name, "ferry (the jobs it needs ended; its concurrency group is free)").await?;
+    }
+    if released {
         jobs = core.store().list_jobs(run.id).await?;
     }
     if released {

@@ -259,17 +259,24 @@ pub(crate) async fn create(
         .filter_map(|inst| {
             let job = pipeline.jobs.get(&inst.job)?;
             let reused = reuse.reused(&inst.id);
-            let held = hold_group && group_jobs.contains(&inst.job);
+            let hold_group = hold_group && group_jobs.contains(&inst.job);
+            // A job whose `if` looks at `needs` decides alone whether a failed need
+            // stops it: the queue must not wait for its needs to succeed, so the
+            // reconciler holds it until they ended (see the module docs).
+            let hold_needs = !inst.needs.is_empty()
+                && job.condition.as_ref().is_some_and(|c| c.source.contains("needs"));
             Some(NewJob {
                 runs_on: job.runs_on.clone(),
-                needs: inst.needs.clone(),
+                needs: if hold_needs { Vec::new() } else { inst.needs.clone() },
                 max_attempts: i64::from(job.retry) + 1,
                 allow_failure: job.allow_failure,
-                needs_approval: job.approval.is_some() || held || reused,
+                needs_approval: job.approval.is_some() || hold_group || hold_needs || reused,
                 spec: json!({
                     "job": inst.job,
+                    "needs": inst.needs,
                     "approval": job.approval.is_some(),
-                    "hold": if held { Some("concurrency") } else { None },
+                    "hold_group": hold_group,
+                    "hold_needs": hold_needs,
                     "reused": reused,
                 }),
                 name: inst.id,

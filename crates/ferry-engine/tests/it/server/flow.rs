@@ -296,3 +296,37 @@ jobs:
     assert_eq!(accessed, [(Some("uses".to_string()), "TOKEN".to_string())]);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_if_reads_needs_decides_after_a_failed_need() {
+    let yml = r#"
+jobs:
+  build:
+    steps: [exit 3]
+  notify:
+    needs: [build]
+    if: needs.build.result == 'failure'
+    steps: ["echo build failed: notifying"]
+  deploy:
+    needs: [build]
+    steps: [echo never]
+  celebrate:
+    needs: [build]
+    if: needs.build.result == 'success'
+    steps: [echo never]
+"#;
+    let env = Env::new(yml, &[]).await;
+    let server = env.start(2).await;
+    let run = started(server.core.trigger(push("main")).await.expect("trigger"));
+    let run = finished(&env.store, run.id, 30).await;
+    assert_eq!(run.status, RunStatus::Failure);
+    assert_eq!(job(&env.store, run.id, "build").await.status, JobStatus::Failure);
+    let notify = job(&env.store, run.id, "notify").await;
+    assert_eq!(notify.status, JobStatus::Success, "{:?}", notify.reason);
+    assert!(log_text(&env.store, run.id, "notify").await.contains("notifying"));
+    assert_eq!(job(&env.store, run.id, "deploy").await.status, JobStatus::Skipped);
+    let celebrate = job(&env.store, run.id, "celebrate").await;
+    assert_eq!(celebrate.status, JobStatus::Skipped);
+    assert!(celebrate.reason.unwrap_or_default().contains("`if` is false"));
+    server.stop().await;
+}
