@@ -64,7 +64,7 @@ impl Suite {
 pub struct BenchOpts {
     /// Which suite to run.
     pub suite: Suite,
-    /// Timed runs per measurement (the median is reported).
+    /// Timed runs per measurement (figures use the fastest).
     pub runs: usize,
     /// Whether to record results in docs/BENCHMARKS.md and target/bench/.
     pub write: bool,

@@ -24,6 +24,9 @@ pub struct Machine {
     pub date: String,
     /// The commit benchmarked, short, with `+dirty` for uncommitted changes.
     pub commit: String,
+    /// The 1-minute load average when the run started: other work on the machine
+    /// skews figures, and this says how much there was.
+    pub load_1m: f64,
 }
 
 impl Machine {
@@ -43,14 +46,19 @@ impl Machine {
             rustc: capture(Command::new("rustc").arg("--version")),
             date: utc_minutes(secs),
             commit: commit(),
+            load_1m: read("/proc/loadavg")
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0),
         }
     }
 
     /// One line for a report.
     pub fn summary(&self) -> String {
         format!(
-            "{} ({} cores), {:.1} GiB RAM, Linux {}, {}, {}",
-            self.cpu, self.cores, self.memory_gib, self.kernel, self.os, self.rustc
+            "{} ({} cores), {:.1} GiB RAM, Linux {}, {}, {}; load average {:.1} at the start",
+            self.cpu, self.cores, self.memory_gib, self.kernel, self.os, self.rustc, self.load_1m
         )
     }
 }

@@ -176,7 +176,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Machine: {}. Binary: {}. Medians of {} runs.\n",
+            "Machine: {}. Binary: {}. Figures from the best of {} runs.\n",
             m.summary(),
             self.ferry,
             self.runs
@@ -265,6 +265,7 @@ mod tests {
                 rustc: "rustc 1.95.0".into(),
                 date: "2026-11-23 21:10".into(),
                 commit: "abc1234567".into(),
+                load_1m: 0.5,
             },
             ferry: "ferry 0.1.0, release build of the working tree".into(),
             runs: 5,
@@ -306,7 +307,7 @@ mod tests {
         assert!(md.starts_with("## `bench ci` — 2026-11-23 21:10 UTC, commit `abc1234567`\n"));
         assert!(md.contains("Machine: Test CPU (2 cores), 23.5 GiB RAM, Linux 6.1.0"));
         assert!(md.contains(
-            "Binary: ferry 0.1.0, release build of the working tree. Medians of 5 runs."
+            "Binary: ferry 0.1.0, release build of the working tree. Figures from the best of 5 runs."
         ));
         assert!(md.contains(
             "| per-step overhead (host) | 1.23 ms | ≤ 5.00 ms | yes | (ferry − bash) / 100 |"

@@ -10,9 +10,9 @@ pub struct Timing {
     pub name: String,
     /// Every run, in seconds, in the order they ran.
     pub samples_s: Vec<f64>,
-    /// The median run, in seconds (what the results use).
+    /// The median run, in seconds.
     pub median_s: f64,
-    /// The fastest run, in seconds.
+    /// The fastest run, in seconds (what the figures use).
     pub min_s: f64,
     /// The slowest run, in seconds.
     pub max_s: f64,
