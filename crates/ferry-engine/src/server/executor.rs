@@ -64,6 +64,7 @@ async fn run_claimed(core: &Core, claimed: ClaimedJob, shutdown: &CancellationTo
         ..ExecOptions::new(data_dir)
     };
     let cancel = CancellationToken::new();
+    let _registered = Registered::new(core, lease.job_id, run_id, cancel.clone());
     let exec = ci::execute(&spec, io, &opts, None, cancel.clone());
     tokio::pin!(exec);
     // Shutdown: give the job the drain time, then stop it without a report.
@@ -90,6 +91,29 @@ async fn run_claimed(core: &Core, claimed: ClaimedJob, shutdown: &CancellationTo
     }
     let result = JobOutcome { result: outcome.result, reason: outcome.reason };
     report(core, &lease, result, outcome.artifacts).await;
+}
+
+/// A running job's entry in [`super::Inner::running`], removed on drop.
+struct Registered<'a> {
+    core: &'a Core,
+    job_id: i64,
+}
+
+impl<'a> Registered<'a> {
+    fn new(core: &'a Core, job_id: i64, run_id: i64, cancel: CancellationToken) -> Self {
+        if let Ok(mut map) = core.inner.running.lock() {
+            map.insert(job_id, (run_id, cancel));
+        }
+        Registered { core, job_id }
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.core.inner.running.lock() {
+            map.remove(&self.job_id);
+        }
+    }
 }
 
 async fn report(core: &Core, lease: &Lease, outcome: JobOutcome, artifacts: Option<String>) {

@@ -248,6 +248,9 @@ struct Inner {
     git_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Bumped when work may have become claimable.
     work: tokio::sync::watch::Sender<u64>,
+    /// The built-in executor's running jobs: job id → (run id, its cancel token), so
+    /// cancelling a run stops them at once instead of at the next heartbeat.
+    running: Mutex<HashMap<i64, (i64, CancellationToken)>>,
 }
 
 /// The background loops of a core; await [`CoreTasks::join`] after cancelling the
@@ -283,6 +286,9 @@ impl Core {
         for t in &taken {
             tracing::info!(run = t.run_id, job = %t.job, requeued = t.requeued, "Took back a job interrupted by the restart.");
         }
+        // Workspaces of built-in jobs cut short are of no use any more.
+        let work = core.inner.config.data_dir.join("work");
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(work)).await;
         core.process_pending_deliveries().await;
         let kill = CancellationToken::new();
         let mut handles = Vec::new();
@@ -311,6 +317,7 @@ impl Core {
                 options,
                 git_locks: Mutex::new(HashMap::new()),
                 work,
+                running: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -406,6 +413,20 @@ impl Core {
         self.inner.work.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// Stops the built-in executor's jobs of run `run_id` now (they report
+    /// `cancelled`); jobs on agents learn it from their next heartbeat.
+    fn cancel_local(&self, run_id: i64) {
+        let map = match self.inner.running.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (run, token) in map.values() {
+            if *run == run_id {
+                token.cancel();
+            }
+        }
+    }
+
     /// The lock of a project's mirror.
     fn git_lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = match self.inner.git_locks.lock() {
@@ -442,7 +463,7 @@ impl Core {
                 git_ref,
                 sha,
                 trigger: Trigger::Push,
-                changed_paths: None,
+                changed_paths: changed_paths(&payload),
                 delivery_id: Some(d.id),
             };
             match self.trigger(req).await {
@@ -454,6 +475,25 @@ impl Core {
             }
         }
     }
+}
+
+/// The paths a push payload's `commits` list as added, modified or removed (GitHub,
+/// Gitea, Forgejo and GitLab all send them), if it has any.
+fn changed_paths(payload: &serde_json::Value) -> Option<Vec<String>> {
+    let commits = payload.get("commits")?.as_array()?;
+    let mut out: Vec<String> = Vec::new();
+    for c in commits {
+        for key in ["added", "modified", "removed"] {
+            for p in c.get(key).and_then(|v| v.as_array()).into_iter().flatten() {
+                if let Some(p) = p.as_str() {
+                    out.push(p.to_string());
+                }
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    (!out.is_empty()).then_some(out)
 }
 
 /// A subscription to "work may be claimable"; see [`Core::work_waiter`].

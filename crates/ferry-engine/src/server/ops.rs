@@ -25,6 +25,7 @@ pub(crate) async fn cancel_run(core: &Core, run_id: i64, by: &str) -> Result<(),
     if core.store().set_run_status(run_id, RunStatus::Cancelled).await? {
         tracing::info!(run = run_id, by, "Cancelled a run.");
     }
+    core.cancel_local(run_id);
     Ok(())
 }
 

@@ -247,6 +247,7 @@ pub(crate) async fn create(
                 if core.store().set_run_status(r.id, RunStatus::Cancelled).await? {
                     tracing::info!(run = r.id, group = %g.name, "Cancelled an older run of the concurrency group.");
                 }
+                core.cancel_local(r.id);
             }
         } else {
             hold_group = !older.is_empty();

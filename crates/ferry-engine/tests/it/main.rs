@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod container;
+mod exec;
 mod host;
 mod server;
 mod storage;
