@@ -592,7 +592,7 @@ fn figures(
             ms(c1 - f1),
             "ms",
             None,
-            "1 step in a container − 1 step on the host (container create, start, remove)",
+            "`ferry run` of 1 step in a container − the same on the host",
         ),
     ];
     if !masked {
