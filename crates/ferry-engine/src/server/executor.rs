@@ -9,6 +9,17 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Where the built-in executor's workspaces go: `<data_dir>/work/server-<executor id>`,
+/// apart from `ferry run`'s, so clearing it at start touches nothing else.
+pub(crate) fn work_dir(config: &super::CoreConfig) -> PathBuf {
+    let id: String = config
+        .executor_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .collect();
+    config.data_dir.join("work").join(format!("server-{id}"))
+}
+
 /// How long an idle worker waits before looking at the queue again without a wake-up
 /// (other processes' changes send none).
 const IDLE_POLL: Duration = Duration::from_secs(2);
@@ -58,6 +69,7 @@ async fn run_claimed(core: &Core, claimed: ClaimedJob, shutdown: &CancellationTo
     let io: Arc<dyn JobIo> = Arc::new(LocalIo { core: core.clone(), lease: lease.clone(), run_id, job: job.clone() });
     let data_dir = &core.config().data_dir;
     let opts = ExecOptions {
+        work_dir: work_dir(core.config()),
         grace: core.config().grace,
         docker_host: core.config().docker_host.clone(),
         heartbeat: core.inner.options.heartbeat,

@@ -287,7 +287,7 @@ impl Core {
             tracing::info!(run = t.run_id, job = %t.job, requeued = t.requeued, "Took back a job interrupted by the restart.");
         }
         // Workspaces of built-in jobs cut short are of no use any more.
-        let work = core.inner.config.data_dir.join("work");
+        let work = executor::work_dir(&core.inner.config);
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(work)).await;
         core.process_pending_deliveries().await;
         let kill = CancellationToken::new();
@@ -340,7 +340,13 @@ impl Core {
     /// Starts a run (checks `on` filters and concurrency groups).
     pub async fn trigger(&self, req: TriggerRequest) -> Result<TriggerOutcome, CoreError> {
         let outcome = trigger::trigger(self, &req).await;
-        if let (Some(id), Ok(_)) = (req.delivery_id, &outcome) {
+        // A delivery is done with unless the failure may pass (git, the database):
+        // those are tried again at the next start.
+        let settled = match &outcome {
+            Ok(_) => true,
+            Err(e) => matches!(e, CoreError::Pipeline(_) | CoreError::NotFound { .. } | CoreError::Invalid(_)),
+        };
+        if let (Some(id), true) = (req.delivery_id, settled) {
             self.store().mark_delivery_processed(id).await?;
         }
         if matches!(outcome, Ok(TriggerOutcome::Started(_))) {

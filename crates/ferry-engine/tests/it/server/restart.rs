@@ -125,3 +125,29 @@ async fn sigterm_drain_lets_a_running_job_finish_and_report() {
     server.stop().await;
     assert_eq!(job(&env.store, run.id, "a").await.status, JobStatus::Success);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_delivery_accepted_before_a_crash_starts_its_run_at_the_next_start() {
+    let yml = "on:\n  push:\n    paths: [\"src/**\"]\njobs:\n  a:\n    steps: [echo ran]\n";
+    let env = Env::new(yml, &[("src/a.rs", "1")]).await;
+    let sha = env.head();
+    let payload = serde_json::json!({
+        "ref": "refs/heads/main",
+        "after": sha,
+        "commits": [{ "id": sha, "added": ["src/a.rs"], "modified": [], "removed": [] }],
+    });
+    let id = env
+        .store
+        .record_delivery("app", "delivery-1", "push", &payload.to_string())
+        .await
+        .expect("record")
+        .expect("new delivery");
+    // The server died before acting on it; the next start does.
+    let server = env.start(1).await;
+    let runs = env.store.list_runs(Some("app"), 10).await.expect("runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].sha, sha);
+    assert!(env.store.pending_deliveries().await.expect("pending").iter().all(|d| d.id != id));
+    assert_eq!(finished(&env.store, runs[0].id, 30).await.status, RunStatus::Success);
+    server.stop().await;
+}
