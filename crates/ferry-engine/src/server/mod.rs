@@ -445,8 +445,9 @@ impl Core {
     /// Handles webhook deliveries accepted before a crash but never acted upon.
     ///
     /// The payload's format belongs to the API's webhook handlers; here a delivery is
-    /// read as a push if its JSON has a `ref` and an `after` (GitHub, Gitea, Forgejo,
-    /// GitLab all send them).
+    /// read as a push if its JSON has a `ref` and an `after` (the API's normalized
+    /// form, and what GitHub, Gitea, Forgejo and GitLab send), with changed paths
+    /// from `changed_paths` or the `commits` list.
     async fn process_pending_deliveries(&self) {
         let pending = match self.store().pending_deliveries().await {
             Ok(p) => p,
@@ -486,6 +487,10 @@ impl Core {
 /// The paths a push payload's `commits` list as added, modified or removed (GitHub,
 /// Gitea, Forgejo and GitLab all send them), if it has any.
 fn changed_paths(payload: &serde_json::Value) -> Option<Vec<String>> {
+    // The API stores deliveries normalized, with the list already made.
+    if let Some(list) = payload.get("changed_paths").and_then(|v| v.as_array()) {
+        return Some(list.iter().filter_map(|p| p.as_str().map(str::to_string)).collect());
+    }
     let commits = payload.get("commits")?.as_array()?;
     let mut out: Vec<String> = Vec::new();
     for c in commits {
