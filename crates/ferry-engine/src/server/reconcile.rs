@@ -16,8 +16,36 @@ use ferry_types::{EventKind, JobStatus, RunStatus};
 use std::collections::BTreeSet;
 use tokio_util::sync::CancellationToken;
 
-/// Most runs looked at by one sweep (the newest).
-const SWEEP_LIMIT: i64 = 1000;
+/// Most runs looked at by a full listing (the newest).
+const LIST_LIMIT: i64 = 1000;
+/// Every this many sweeps, the active runs are listed from the store again (runs
+/// created by another server on the same database, missed events).
+const RELIST_EVERY: u32 = 12;
+
+/// The runs the reconciler believes active: seeded from the store, grown by
+/// `run.queued` events, shrunk when a run is seen ended. A sweep reads only these.
+#[derive(Default)]
+struct Active(BTreeSet<i64>);
+
+impl Active {
+    async fn relist(&mut self, core: &Core) {
+        match core.store().list_runs(None, LIST_LIMIT).await {
+            Ok(runs) => self.0 = runs.iter().filter(|r| !r.status.is_finished()).map(|r| r.id).collect(),
+            Err(e) => tracing::warn!(error = %e, "Listing runs failed."),
+        }
+    }
+
+    /// Reconciles every active run, oldest first (so a group's older run ends
+    /// before a newer one is looked at).
+    async fn sweep(&mut self, core: &Core) {
+        let ids: Vec<i64> = self.0.iter().copied().collect();
+        for id in ids {
+            if !reconcile_by_id(core, id).await {
+                self.0.remove(&id);
+            }
+        }
+    }
+}
 
 pub(crate) async fn run(core: Core, shutdown: CancellationToken) {
     let start = match core.store().last_event_id().await {
@@ -29,14 +57,21 @@ pub(crate) async fn run(core: Core, shutdown: CancellationToken) {
     };
     let mut follower = core.store().follow(start, None);
     let sweep_every = core.inner.options.sweep;
+    let mut active = Active::default();
     // First pass at once: recovery may have left runs to finish.
-    sweep(&core).await;
+    active.relist(&core).await;
+    active.sweep(&core).await;
+    let mut sweeps: u32 = 0;
     let mut next_sweep = tokio::time::Instant::now() + sweep_every;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep_until(next_sweep) => {
-                sweep(&core).await;
+                sweeps = sweeps.wrapping_add(1);
+                if sweeps.is_multiple_of(RELIST_EVERY) {
+                    active.relist(&core).await;
+                }
+                active.sweep(&core).await;
                 next_sweep = tokio::time::Instant::now() + sweep_every;
             }
             ev = follower.next() => match ev {
@@ -46,10 +81,14 @@ pub(crate) async fn run(core: Core, shutdown: CancellationToken) {
                         EventKind::JobFinished | EventKind::RunFinished | EventKind::RunCancelled | EventKind::RunQueued
                     );
                     if relevant && let Some(run_id) = ev.run_id {
-                        reconcile_by_id(&core, run_id).await;
+                        if reconcile_by_id(&core, run_id).await {
+                            active.0.insert(run_id);
+                        } else {
+                            active.0.remove(&run_id);
+                        }
                         // A run that ended may free its concurrency group.
                         if matches!(ev.kind, EventKind::RunFinished | EventKind::RunCancelled) {
-                            sweep(&core).await;
+                            active.sweep(&core).await;
                         }
                     }
                 }
@@ -62,31 +101,25 @@ pub(crate) async fn run(core: Core, shutdown: CancellationToken) {
     }
 }
 
-async fn reconcile_by_id(core: &Core, run_id: i64) {
+/// Reconciles one run; returns whether it is still active (errors count as active,
+/// so the next sweep tries again).
+async fn reconcile_by_id(core: &Core, run_id: i64) -> bool {
     match core.store().get_run(run_id).await {
         Ok(Some(run)) => {
+            if run.status.is_finished() {
+                return false;
+            }
             if let Err(e) = reconcile(core, &run).await {
                 tracing::warn!(run = run_id, error = %e, "Reconciling a run failed; the next sweep retries.");
+                return true;
             }
+            // Reconciling may have ended it.
+            !matches!(core.store().get_run(run_id).await, Ok(Some(r)) if r.status.is_finished())
         }
-        Ok(None) => {}
-        Err(e) => tracing::warn!(run = run_id, error = %e, "Reading a run failed."),
-    }
-}
-
-/// Reconciles every run that has not ended.
-pub(crate) async fn sweep(core: &Core) {
-    let runs = match core.store().list_runs(None, SWEEP_LIMIT).await {
-        Ok(r) => r,
+        Ok(None) => false,
         Err(e) => {
-            tracing::warn!(error = %e, "Listing runs failed.");
-            return;
-        }
-    };
-    // Oldest first, so a group's older run ends before a newer one is looked at.
-    for run in runs.iter().rev().filter(|r| !r.status.is_finished()) {
-        if let Err(e) = reconcile(core, run).await {
-            tracing::warn!(run = run.id, error = %e, "Reconciling a run failed; the next sweep retries.");
+            tracing::warn!(run = run_id, error = %e, "Reading a run failed.");
+            true
         }
     }
 }
