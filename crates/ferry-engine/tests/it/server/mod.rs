@@ -2,6 +2,7 @@
 //! restarts, the poller, cron and the post-receive hook — on real git repositories
 //! and a real SQLite store in temporary directories.
 
+mod agent;
 mod flow;
 mod hook;
 mod restart;
