@@ -168,7 +168,7 @@ pub async fn execute(
     };
     let heartbeat = tokio::spawn(beat(io.clone(), opts.heartbeat, cancel.clone(), lease_lost.clone()));
 
-    let outcome = run_job(spec, &pipeline, &inst, io, opts, &root, event_tx, cancel.clone()).await;
+    let outcome = run_job(spec, &pipeline, &inst, io, opts, &root, event_tx, cancel.clone(), &lease_lost).await;
 
     heartbeat.abort();
     let _ = recorder.await;
@@ -202,10 +202,12 @@ async fn run_job(
     root: &Path,
     event_tx: events::EventTx,
     cancel: CancellationToken,
+    lease_lost: &AtomicBool,
 ) -> Result<Finished, String> {
     let snapshot = match io.source(&root.join("source.tar")).await {
         Ok(p) => p,
         Err(JobIoError::LeaseLost) => {
+            lease_lost.store(true, Ordering::SeqCst);
             cancel.cancel();
             return Ok((JobResult::Cancelled, Some("the lease on the job was lost".into()), None));
         }
