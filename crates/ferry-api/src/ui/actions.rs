@@ -1,0 +1,109 @@
+//! What the run and project pages' buttons do: plain form POSTs that call the core and
+//! send the browser back to a page (303), so they work without the script too.
+//!
+//! Each checks the session's role (`developer` or above) and the form's CSRF token; the
+//! SameSite=Strict session cookie already keeps other sites from posting these.
+
+use super::auth::{Session, parse_form};
+use super::error::UiError;
+use crate::AppState;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use ferry_engine::server::{TriggerOutcome, TriggerRequest};
+use ferry_types::{Role, Trigger};
+use std::collections::HashMap;
+
+/// Checks the role, parses the form and checks its CSRF token.
+fn authorize(session: &Session, body: &str) -> Result<HashMap<String, String>, UiError> {
+    session.require(Role::Developer)?;
+    let form = parse_form(body);
+    session.check_csrf(&form)?;
+    Ok(form)
+}
+
+fn run_id(raw: &str) -> Result<i64, UiError> {
+    raw.parse()
+        .map_err(|_| UiError::NotFound(format!("run `{raw}` not found: run ids are numbers")))
+}
+
+fn to_run(id: i64) -> Response {
+    Redirect::to(&format!("/runs/{id}")).into_response()
+}
+
+/// `POST /ui/runs/{id}/cancel`.
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Response, UiError> {
+    authorize(&session, &body)?;
+    let id = run_id(&id)?;
+    state.core.cancel_run(id, &session.actor()).await?;
+    Ok(to_run(id))
+}
+
+/// `POST /ui/runs/{id}/approve` with `job`.
+pub(super) async fn approve(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Response, UiError> {
+    let form = authorize(&session, &body)?;
+    let id = run_id(&id)?;
+    let job = form
+        .get("job")
+        .filter(|j| !j.is_empty())
+        .ok_or_else(|| UiError::BadRequest("say which job to approve".into()))?;
+    state.core.approve(id, job, &session.actor()).await?;
+    Ok(to_run(id))
+}
+
+/// `POST /ui/runs/{id}/rerun`, with `failed_only=true` for only the jobs that did not
+/// pass. Opens the run that re-runs it.
+pub(super) async fn rerun(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Response, UiError> {
+    let form = authorize(&session, &body)?;
+    let id = run_id(&id)?;
+    let failed_only = form
+        .get("failed_only")
+        .is_some_and(|v| matches!(v.as_str(), "true" | "on" | "1"));
+    let run = state.core.rerun(id, failed_only, &session.actor()).await?;
+    Ok(to_run(run.id))
+}
+
+/// `POST /ui/projects/{name}/trigger`, with an optional `ref`: a manual run.
+pub(super) async fn trigger(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Response, UiError> {
+    let form = authorize(&session, &body)?;
+    let git_ref = form
+        .get("ref")
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    let outcome = state
+        .core
+        .trigger(TriggerRequest {
+            project: name,
+            git_ref,
+            sha: None,
+            trigger: Trigger::Manual,
+            changed_paths: None,
+            delivery_id: None,
+        })
+        .await?;
+    match outcome {
+        TriggerOutcome::Started(run) => Ok(to_run(run.id)),
+        TriggerOutcome::Filtered(why) => Err(UiError::Conflict(format!(
+            "the pipeline does not run for this: {why}"
+        ))),
+    }
+}
