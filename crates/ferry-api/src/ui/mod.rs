@@ -1,14 +1,14 @@
 //! The web UI: server-rendered pages with embedded assets and live updates.
 //!
 //! Pages are HTML rendered with [`maud`] from the store; one CSS and one JavaScript
-//! file are compiled into the binary ([`assets`]) and served with long cache lifetimes
+//! file are compiled into the binary (`assets.rs`) and served with long cache lifetimes
 //! under a content hash, so there is no front-end build. Live updates arrive as
-//! server-sent events from the UI's own streams ([`stream`]), fed by the event log
+//! server-sent events from the UI's own streams (`stream.rs`), fed by the event log
 //! ([`ferry_store::db::Store::follow`]) and the log store
 //! ([`ferry_store::db::Store::follow_log`]).
 //!
 //! Every page and action needs a session: an API token kept in an HttpOnly,
-//! SameSite=Strict cookie ([`auth`]). Viewing needs the `viewer` role; approving,
+//! SameSite=Strict cookie (`auth.rs`). Viewing needs the `viewer` role; approving,
 //! cancelling, re-running and triggering need `developer` or above. Forms that change
 //! state carry a CSRF token derived from the session.
 //!

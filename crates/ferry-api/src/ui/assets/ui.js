@@ -151,6 +151,7 @@
     var next = {};     // job name -> next expected line number
     var lastStep = {}; // job name -> step index of the last line shown
     var query = "";
+    var baseTitle = document.title;
 
     function indexOf(name) {
       for (var i = 0; i < panes.length; i++) if (panes[i].dataset.job === name) return i;
@@ -195,6 +196,7 @@
       state = s;
       var run = s.run;
       document.body.dataset.runStatus = run.status;
+      document.title = run.icon + " " + baseTitle;
       var holder = $("#run-status");
       if (holder) {
         holder.textContent = "";
