@@ -4,6 +4,12 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod remote;
+mod server;
+
+pub use remote::*;
+pub use server::*;
+
 /// Ferry: from `git push` to production, in one binary.
 #[derive(Debug, Parser)]
 #[command(
@@ -44,6 +50,36 @@ pub enum Command {
     Secret(SecretCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Start a server with everything on defaults, run an example pipeline and print
+    /// where to watch it.
+    Up(UpArgs),
+    /// Run the server: HTTP API, web UI, scheduler and built-in executor.
+    Serve(ServeArgs),
+    /// Run jobs for a server: pull work over HTTP and report results.
+    Agent(AgentArgs),
+    /// Manage the server's projects.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Install a git hook that starts runs on `git push`.
+    #[command(subcommand)]
+    Hook(HookCommand),
+    /// Start a run of a project.
+    Trigger(TriggerArgs),
+    /// List runs, or show one.
+    Runs(RunsArgs),
+    /// Cancel a run.
+    Cancel(CancelArgs),
+    /// Approve a job that waits for approval.
+    Approve(ApproveArgs),
+    /// Run a run again, all of it or only its failed jobs.
+    Rerun(RerunArgs),
+    /// Print a run's logs, or follow them live.
+    Logs(LogsArgs),
+    /// List the server's event log, or follow it live.
+    Events(EventsArgs),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
 }
 
 /// `ferry run`.
@@ -119,6 +155,6 @@ pub enum Shell {
     Fish,
 }
 
-fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 1m30s)"))
 }

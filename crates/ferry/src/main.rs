@@ -7,8 +7,10 @@
 mod cli;
 mod cmd;
 mod exit;
+mod logging;
 mod paths;
 mod render;
+mod table;
 
 use clap::Parser;
 use std::process::ExitCode;

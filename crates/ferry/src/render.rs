@@ -37,7 +37,8 @@ impl Style {
         self.paint(code, r.as_str())
     }
 
-    fn dim(self, text: &str) -> String {
+    /// Dimmed text (job names, prefixes).
+    pub fn dim(self, text: &str) -> String {
         self.paint("2", text)
     }
 }

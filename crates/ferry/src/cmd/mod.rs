@@ -1,8 +1,12 @@
 //! One module per command.
 
+mod agent;
 mod completions;
+mod remote;
 mod run;
 mod secret;
+pub mod serve;
+mod up;
 mod validate;
 
 use crate::cli::{Cli, Command};
@@ -10,8 +14,9 @@ use crate::exit::Failure;
 
 /// Runs the command the user asked for.
 pub fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let global = &cli.global;
     match cli.command {
-        Command::Run(args) => run::run(&cli.global, args),
+        Command::Run(args) => run::run(global, args),
         Command::Validate(args) => validate::validate(args),
         Command::Schema => {
             let schema = ferry_config::schema();
@@ -19,10 +24,23 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
             println!("{text}");
             Ok(())
         }
-        Command::Secret(sub) => secret::secret(&cli.global, sub),
+        Command::Secret(sub) => secret::secret(global, sub),
         Command::Completions(args) => {
             completions::print(args.shell);
             Ok(())
         }
+        Command::Up(args) => up::up(global, args),
+        Command::Serve(args) => serve::serve(global, args),
+        Command::Agent(args) => agent::agent(global, args),
+        Command::Project(sub) => remote::project::project(global, sub),
+        Command::Hook(sub) => remote::hook::hook(global, sub),
+        Command::Trigger(args) => remote::runs::trigger(global, args),
+        Command::Runs(args) => remote::runs::runs(global, args),
+        Command::Cancel(args) => remote::runs::cancel(global, args),
+        Command::Approve(args) => remote::runs::approve(global, args),
+        Command::Rerun(args) => remote::runs::rerun(global, args),
+        Command::Logs(args) => remote::logs::logs(global, args),
+        Command::Events(args) => remote::events::events(global, args),
+        Command::Token(sub) => remote::token::token(global, sub),
     }
 }

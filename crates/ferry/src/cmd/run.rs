@@ -55,7 +55,7 @@ pub fn run(global: &Global, args: RunArgs) -> Result<(), Failure> {
         .max(1);
     opts.approve = args.approve.clone();
     opts.approver = if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
-        Arc::new(TerminalApprover::default())
+        Arc::new(TerminalApprover)
     } else {
         Arc::new(NonInteractive)
     };

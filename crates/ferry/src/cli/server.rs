@@ -1,0 +1,128 @@
+//! The command line of the server side: `ferry serve`, `ferry up` and `ferry agent`.
+//!
+//! Every serve option is optional here: [`crate::cmd::serve::options`] merges flags and
+//! `FERRY_*` variables (clap reads both) with the config file and the defaults, in
+//! that order of precedence, into one `ServeOptions`.
+
+use clap::Args;
+use clap::builder::BoolishValueParser;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `ferry serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// The server's config file (YAML, keys named like these flags)
+    /// [default: ferry-server.yml in the data directory, if it exists].
+    #[arg(long, env = "FERRY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// The address to listen on [default: 127.0.0.1:7878].
+    #[arg(long, env = "FERRY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// A `postgres://` URL to keep state in PostgreSQL
+    /// [default: embedded SQLite, ferry.db in the data directory].
+    #[arg(long, env = "FERRY_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Jobs the server's own executor runs at once; 0 leaves every job to agents
+    /// [default: 2].
+    #[arg(long, env = "FERRY_EXECUTOR_JOBS", value_name = "N")]
+    pub executor_jobs: Option<usize>,
+    /// Labels of the server's own executor, comma-separated (a job's `runs-on` must be
+    /// among them) [default: none].
+    #[arg(
+        long,
+        env = "FERRY_EXECUTOR_LABELS",
+        value_name = "LABELS",
+        value_delimiter = ','
+    )]
+    pub executor_labels: Option<Vec<String>>,
+    /// How often repositories are polled for new commits, `off` to never poll
+    /// [default: off].
+    #[arg(long, env = "FERRY_POLL_INTERVAL", value_name = "DURATION", value_parser = parse_interval)]
+    pub poll_interval: Option<Interval>,
+    /// Whether `/metrics` answers without a token [default: true].
+    #[arg(long, env = "FERRY_METRICS_PUBLIC", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub metrics_public: Option<bool>,
+    /// How long a job's lease lasts without a heartbeat: an agent that goes away is
+    /// noticed this long after its last heartbeat [default: 15s].
+    #[arg(long, env = "FERRY_LEASE", value_name = "DURATION", value_parser = super::humantime_duration)]
+    pub lease: Option<Duration>,
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`); `RUST_LOG` overrides it
+    /// [default: info].
+    #[arg(long, env = "FERRY_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// A polling interval, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interval(pub Option<Duration>);
+
+/// `off`, `never`, `0` → no polling; otherwise a humantime duration.
+pub(crate) fn parse_interval(s: &str) -> Result<Interval, String> {
+    match s.trim() {
+        "off" | "never" | "0" | "" => Ok(Interval(None)),
+        other => super::humantime_duration(other).map(|d| Interval(Some(d))),
+    }
+}
+
+/// `ferry up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpArgs {
+    /// Everything `ferry serve` takes.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Do not register and run the bundled example project.
+    #[arg(long)]
+    pub no_example: bool,
+}
+
+/// `ferry agent`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The server to take jobs from.
+    #[arg(
+        long,
+        env = "FERRY_SERVER",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:7878"
+    )]
+    pub server: String,
+    /// The API token the agent authenticates with, e.g. from
+    /// `ferry token create --name agent-1 --role developer`
+    /// [default: admin.token in the data directory, as `ferry up` writes it].
+    #[arg(
+        long,
+        env = "FERRY_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// The agent's labels, comma-separated; it takes only jobs whose `runs-on` labels
+    /// are all among them.
+    #[arg(
+        long,
+        env = "FERRY_AGENT_LABELS",
+        value_name = "LABELS",
+        value_delimiter = ','
+    )]
+    pub labels: Vec<String>,
+    /// How many jobs it runs at once.
+    #[arg(long, env = "FERRY_AGENT_JOBS", value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+    /// The agent's name, shown by the server [default: the host name].
+    #[arg(long, env = "FERRY_AGENT_NAME", value_name = "NAME")]
+    pub name: Option<String>,
+    /// SIGTERM → SIGKILL grace for cancelled steps.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::humantime_duration)]
+    pub grace: Duration,
+    /// Log level; `RUST_LOG` overrides it.
+    #[arg(
+        long,
+        env = "FERRY_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+}

@@ -1,0 +1,272 @@
+//! `ferry serve`: the server — HTTP API, web UI, scheduler and built-in executor — until
+//! SIGTERM or Ctrl-C, then a graceful drain.
+//!
+//! [`Server`] is the running whole, shared with `ferry up`: it opens the store, starts
+//! the engine's core and the HTTP listener, and on shutdown stops accepting, cancels
+//! the core's shutdown token and waits for every loop to stop.
+
+pub mod admin;
+pub mod options;
+
+use crate::cli::{Global, ServeArgs};
+use crate::exit::{Failure, bad_input};
+use anyhow::Context;
+use ferry_engine::server::{Core, CoreConfig, CoreTasks};
+use ferry_store::db::Store;
+use options::ServeOptions;
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long in-flight HTTP requests (long polls, live streams) get to finish after a
+/// shutdown signal before they are cut.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs `ferry serve`.
+pub fn serve(global: &Global, args: ServeArgs) -> Result<(), Failure> {
+    let opts = ServeOptions::resolve(&args, global.data_dir.clone())?;
+    crate::logging::init(&opts.log_level)?;
+    runtime()?.block_on(async move {
+        let store = open_store(&opts).await?;
+        if let Some(token) = admin::first_admin_token(&store)
+            .await
+            .map_err(Failure::Error)?
+        {
+            admin::announce_new_token(&token);
+        }
+        let listener = bind(opts.listen).await?;
+        let server = Server::start(&opts, store, listener).await?;
+        println!("Ferry is listening on {}", server.url());
+        server.run_until_signal().await
+    })
+}
+
+/// The server's runtime: multi-threaded, two workers (plenty for I/O-bound serving;
+/// jobs run in child processes).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::Error)
+}
+
+/// Creates the data directory (owner only) and opens the store it or `--database-url`
+/// names.
+pub async fn open_store(opts: &ServeOptions) -> Result<Store, Failure> {
+    create_data_dir(&opts.data_dir)?;
+    let store = match &opts.database_url {
+        Some(url) => Store::connect(url).await.map_err(|e| {
+            Failure::Error(anyhow::anyhow!(
+                "cannot open the database at {}: {e}",
+                redact_url(url)
+            ))
+        })?,
+        None => Store::open_data_dir(&opts.data_dir).await.map_err(|e| {
+            Failure::Error(anyhow::anyhow!(
+                "cannot open the database in {}: {e}",
+                opts.data_dir.display()
+            ))
+        })?,
+    };
+    Ok(store)
+}
+
+/// Creates `dir` (and parents) readable by its owner only.
+pub fn create_data_dir(dir: &Path) -> Result<(), Failure> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))
+        .map_err(Failure::Error)
+}
+
+/// Binds the listener, with a clear message when the address is taken.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Failure> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            bad_input(format!(
+                "cannot listen on {addr}: the address is in use (another `ferry serve`?); pick another with --listen"
+            ))
+        } else {
+            bad_input(format!("cannot listen on {addr}: {e}"))
+        }
+    })
+}
+
+/// A password in a database URL is not for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The stable id the built-in executor claims jobs under: the same after a restart,
+/// so jobs it held when the process died are recognised as interrupted.
+fn executor_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("builtin@{host}")
+}
+
+/// A running server.
+pub struct Server {
+    core: Core,
+    tasks: CoreTasks,
+    shutdown: CancellationToken,
+    http: JoinHandle<std::io::Result<()>>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts the core (which first recovers from a previous crash) and the HTTP server.
+    pub async fn start(
+        opts: &ServeOptions,
+        store: Store,
+        listener: TcpListener,
+    ) -> Result<Server, Failure> {
+        let addr = listener
+            .local_addr()
+            .context("cannot read the listening address")?;
+        let shutdown = CancellationToken::new();
+        let config = CoreConfig {
+            data_dir: opts.data_dir.clone(),
+            executor_id: executor_id(),
+            builtin_jobs: opts.executor_jobs,
+            builtin_labels: opts.executor_labels.clone(),
+            lease: opts.lease,
+            poll_interval: opts.poll_interval,
+            grace: Duration::from_secs(10),
+            docker_host: None,
+        };
+        let (core, tasks) = Core::start(store, config, shutdown.clone())
+            .await
+            .map_err(|e| {
+                Failure::Error(anyhow::anyhow!("cannot start the server's engine: {e}"))
+            })?;
+        let state = ferry_api::AppState::new(
+            core.clone(),
+            ferry_api::ApiConfig {
+                metrics_public: opts.metrics_public,
+            },
+        );
+        let http = tokio::spawn(ferry_api::serve(listener, state, shutdown.clone()));
+        tracing::info!(
+            %addr,
+            data_dir = %opts.data_dir.display(),
+            executor_jobs = opts.executor_jobs,
+            "Ferry server started."
+        );
+        Ok(Server {
+            core,
+            tasks,
+            shutdown,
+            http,
+            addr,
+        })
+    }
+
+    /// The engine's handle.
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    /// The base URL people open.
+    pub fn url(&self) -> String {
+        let ip = self.addr.ip();
+        let host = if ip.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else if ip.is_ipv6() {
+            format!("[{ip}]")
+        } else {
+            ip.to_string()
+        };
+        format!("http://{host}:{}", self.addr.port())
+    }
+
+    /// Serves until SIGTERM or Ctrl-C (a second one stops at once), then drains.
+    pub async fn run_until_signal(self) -> Result<(), Failure> {
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let mut http = self.http;
+        let early = tokio::select! {
+            _ = term.recv() => None,
+            _ = int.recv() => None,
+            res = &mut http => Some(res),
+        };
+        if let Some(res) = early {
+            // The HTTP server stopped by itself: that is a failure, not a shutdown.
+            self.shutdown.cancel();
+            self.tasks.join().await;
+            return match res {
+                Ok(Ok(())) => Err(Failure::Error(anyhow::anyhow!(
+                    "the HTTP server stopped unexpectedly"
+                ))),
+                Ok(Err(e)) => Err(Failure::Error(anyhow::anyhow!(
+                    "the HTTP server failed: {e}"
+                ))),
+                Err(e) => Err(Failure::Error(anyhow::anyhow!(
+                    "the HTTP server panicked: {e}"
+                ))),
+            };
+        }
+        tracing::info!("Shutting down: no new requests or jobs; waiting for running work to stop.");
+        eprintln!("Shutting down gracefully (Ctrl-C again to stop at once)…");
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            eprintln!("Stopped at once; running jobs are recovered at the next start.");
+            std::process::exit(1);
+        });
+        self.shutdown.cancel();
+        match tokio::time::timeout(HTTP_DRAIN, &mut http).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP server ended with an error."),
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!("Open connections did not close in time; cutting them.");
+                http.abort();
+            }
+        }
+        self.tasks.join().await;
+        tracing::info!("Ferry server stopped.");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://ferry:s3cret@db:5432/ferry"),
+            "postgres://ferry:***@db:5432/ferry"
+        );
+        assert_eq!(redact_url("postgres://db/ferry"), "postgres://db/ferry");
+    }
+}

@@ -1,0 +1,365 @@
+//! `ServeOptions`: the server's settings, merged from flags, `FERRY_*` environment
+//! variables, the config file and the defaults — in that order of precedence.
+//!
+//! clap already folds a flag and its variable into one `Option` (the flag wins); this
+//! module lays the config file under that and the defaults under everything, so every
+//! setting has exactly one place where its value is decided.
+
+use crate::cli::{Interval, ServeArgs, parse_interval};
+use crate::exit::{Failure, bad_input};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default address: loopback only, port 7878.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// The config file looked for in the data directory when `--config` is not given.
+pub const CONFIG_FILE: &str = "ferry-server.yml";
+/// Jobs the built-in executor runs at once unless told otherwise.
+pub const DEFAULT_EXECUTOR_JOBS: usize = 2;
+/// A job's lease without heartbeats; agents renew every 5 s, so a dead agent is
+/// noticed within this plus the expiry loop's period — well under 30 s.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+/// Every setting of `ferry serve`, decided.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeOptions {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL; None: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Built-in executor slots; 0: agents only.
+    pub executor_jobs: usize,
+    /// Built-in executor labels.
+    pub executor_labels: Vec<String>,
+    /// Repository polling interval; None: no polling.
+    pub poll_interval: Option<Duration>,
+    /// `/metrics` without a token.
+    pub metrics_public: bool,
+    /// Lease length for claimed jobs.
+    pub lease: Duration,
+    /// The log filter when `RUST_LOG` is unset.
+    pub log_level: String,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+}
+
+/// The config file's shape: the flags' names, every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileOptions {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    executor_jobs: Option<usize>,
+    executor_labels: Option<Vec<String>>,
+    poll_interval: Option<String>,
+    metrics_public: Option<bool>,
+    lease: Option<String>,
+    log_level: Option<String>,
+}
+
+impl ServeOptions {
+    /// Merges `args` (flags and variables), the config file and the defaults.
+    /// `data_dir_flag` is the global `--data-dir` / `FERRY_DATA_DIR`.
+    pub fn resolve(args: &ServeArgs, data_dir_flag: Option<PathBuf>) -> Result<Self, Failure> {
+        // The data directory decides where the default config file is, so it comes
+        // from the flag, the variable or the default first; an explicit config file
+        // may still move it.
+        let (file, config_file) = match &args.config {
+            Some(path) => (read_file(path)?, Some(path.clone())),
+            None => {
+                let dir = crate::paths::data_dir(data_dir_flag.clone())?;
+                let path = dir.join(CONFIG_FILE);
+                if path.is_file() {
+                    (read_file(&path)?, Some(path))
+                } else {
+                    (FileOptions::default(), None)
+                }
+            }
+        };
+        let where_ = |key: &str| match &config_file {
+            Some(p) => format!("{}: `{key}`", p.display()),
+            None => format!("`{key}`"),
+        };
+
+        let data_dir = match data_dir_flag {
+            Some(d) => d,
+            None => match file.data_dir {
+                Some(d) => relative_to_file(d, config_file.as_deref()),
+                None => crate::paths::data_dir(None)?,
+            },
+        };
+        let listen_text = args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = parse_listen(&listen_text).map_err(|e| {
+            bad_input(format!(
+                "{}: {e}",
+                if args.listen.is_some() {
+                    "--listen".to_string()
+                } else {
+                    where_("listen")
+                }
+            ))
+        })?;
+        let poll_interval = match args.poll_interval {
+            Some(Interval(d)) => d,
+            None => match file.poll_interval {
+                Some(text) => {
+                    parse_interval(&text)
+                        .map_err(|e| bad_input(format!("{}: {e}", where_("poll-interval"))))?
+                        .0
+                }
+                None => None,
+            },
+        };
+        let lease = match args.lease {
+            Some(d) => d,
+            None => match file.lease {
+                Some(text) => crate::cli::humantime_duration(&text)
+                    .map_err(|e| bad_input(format!("{}: {e}", where_("lease"))))?,
+                None => DEFAULT_LEASE,
+            },
+        };
+        if lease < Duration::from_secs(2) {
+            return Err(bad_input(format!(
+                "the lease must be at least 2s (agents renew it every 5s or a third of it); got {}",
+                humantime::format_duration(lease)
+            )));
+        }
+        let database_url = args.database_url.clone().or(file.database_url);
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite://"))
+        {
+            return Err(bad_input(format!(
+                "the database URL must start with postgres:// (or sqlite:// for a file elsewhere); got `{url}`"
+            )));
+        }
+        Ok(ServeOptions {
+            listen,
+            data_dir,
+            database_url,
+            executor_jobs: args
+                .executor_jobs
+                .or(file.executor_jobs)
+                .unwrap_or(DEFAULT_EXECUTOR_JOBS),
+            executor_labels: args
+                .executor_labels
+                .clone()
+                .or(file.executor_labels)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect(),
+            poll_interval,
+            metrics_public: args.metrics_public.or(file.metrics_public).unwrap_or(true),
+            lease,
+            log_level: args
+                .log_level
+                .clone()
+                .or(file.log_level)
+                .unwrap_or_else(|| "info".to_string()),
+            config_file,
+        })
+    }
+}
+
+/// `HOST:PORT`, `:PORT` (all interfaces) or `PORT` (loopback).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    if let Some(port) = text.strip_prefix(':')
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    let text = text
+        .strip_prefix("localhost:")
+        .map_or(text.to_string(), |p| format!("127.0.0.1:{p}"));
+    text.parse::<SocketAddr>().map_err(|_| {
+        format!("`{text}` is not an address to listen on; examples: 127.0.0.1:7878, 0.0.0.0:8080, [::1]:7878")
+    })
+}
+
+/// A relative `data-dir` in a config file is relative to the file.
+fn relative_to_file(dir: PathBuf, file: Option<&Path>) -> PathBuf {
+    match file.and_then(Path::parent) {
+        Some(parent) if dir.is_relative() => parent.join(dir),
+        _ => dir,
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileOptions, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        bad_input(format!(
+            "{}: cannot read the config file: {e}",
+            path.display()
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Ok(FileOptions::default());
+    }
+    check_keys(path, &text)?;
+    marked_yaml::from_yaml::<FileOptions>(0, &text).map_err(|e| {
+        let place = match &e {
+            marked_yaml::FromYamlError::FromNode(inner) => inner
+                .start_mark()
+                .map(|m| format!("{}:{}:{}", path.display(), m.line(), m.column())),
+            marked_yaml::FromYamlError::ParseYaml(_) => None,
+        }
+        .unwrap_or_else(|| path.display().to_string());
+        bad_input(format!(
+            "{place}: {}; the keys are listen, data-dir, database-url, executor-jobs, executor-labels, poll-interval, metrics-public, lease, log-level",
+            lowercase_first(&e.to_string())
+        ))
+    })
+}
+
+/// The config file's keys, as the flags are named.
+const KEYS: &[&str] = &[
+    "listen",
+    "data-dir",
+    "database-url",
+    "executor-jobs",
+    "executor-labels",
+    "poll-interval",
+    "metrics-public",
+    "lease",
+    "log-level",
+];
+
+/// Unknown keys, located, with the closest known key as a hint.
+fn check_keys(path: &Path, text: &str) -> Result<(), Failure> {
+    let Ok(node) = marked_yaml::parse_yaml(0, text) else {
+        // Syntax errors are reported by the deserializer with their place.
+        return Ok(());
+    };
+    let Some(map) = node.as_mapping() else {
+        return Ok(());
+    };
+    for key in map.keys() {
+        let name = key.as_str();
+        if KEYS.contains(&name) {
+            continue;
+        }
+        let place = key
+            .span()
+            .start()
+            .map(|m| format!("{}:{}:{}", path.display(), m.line(), m.column()))
+            .unwrap_or_else(|| path.display().to_string());
+        let hint = KEYS
+            .iter()
+            .map(|k| (strsim::jaro_winkler(k, name), k))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, k)| format!("did you mean `{k}`?"))
+            .unwrap_or_else(|| format!("the keys are {}", KEYS.join(", ")));
+        return Err(bad_input(format!("{place}: unknown key `{name}` — {hint}")));
+    }
+    Ok(())
+}
+
+fn lowercase_first(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let p = dir.join("server.yml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "listen: 127.0.0.1:9000\nexecutor-jobs: 4\nexecutor-labels: [linux, big]\npoll-interval: 1m\nmetrics-public: false\n",
+        );
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            listen: Some("127.0.0.1:9100".into()),
+            ..ServeArgs::default()
+        };
+        let opts = ServeOptions::resolve(&args, Some(dir.path().into())).unwrap();
+        assert_eq!(opts.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(opts.executor_jobs, 4);
+        assert_eq!(opts.executor_labels, vec!["linux", "big"]);
+        assert_eq!(opts.poll_interval, Some(Duration::from_secs(60)));
+        assert!(!opts.metrics_public);
+        assert_eq!(opts.lease, DEFAULT_LEASE);
+        assert_eq!(opts.config_file, Some(file));
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ServeOptions::resolve(&ServeArgs::default(), Some(dir.path().into())).unwrap();
+        assert_eq!(opts.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(opts.executor_jobs, DEFAULT_EXECUTOR_JOBS);
+        assert!(opts.metrics_public);
+        assert_eq!(opts.poll_interval, None);
+        assert_eq!(opts.database_url, None);
+        assert_eq!(opts.config_file, None);
+    }
+
+    #[test]
+    fn the_data_dir_file_is_read_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), "executor-jobs: 0\n").unwrap();
+        let opts = ServeOptions::resolve(&ServeArgs::default(), Some(dir.path().into())).unwrap();
+        assert_eq!(opts.executor_jobs, 0);
+    }
+
+    #[test]
+    fn unknown_keys_are_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "listen: 127.0.0.1:1\nexecutor-job: 3\n");
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let Err(Failure::BadInput(e)) = ServeOptions::resolve(&args, None) else {
+            panic!("an unknown key is bad input");
+        };
+        let msg = e.to_string();
+        assert!(msg.contains("server.yml:2:1"), "{msg}");
+        assert!(msg.contains("executor-job"), "{msg}");
+    }
+
+    #[test]
+    fn listen_accepts_a_bare_port_and_rejects_nonsense() {
+        assert_eq!(
+            parse_listen("8080").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen(":8080").unwrap(),
+            "0.0.0.0:8080".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("localhost:1").unwrap(),
+            "127.0.0.1:1".parse().unwrap()
+        );
+        assert!(parse_listen("nowhere").is_err());
+    }
+}
