@@ -99,11 +99,24 @@ fn collect(
 
 /// Writes a tar of `files` (relative to `root`) to `w`; returns `w`.
 pub(crate) fn pack<W: Write>(root: &Path, files: &BTreeSet<PathBuf>, w: W) -> io::Result<W> {
+    use std::os::unix::fs::MetadataExt;
     let mut b = tar::Builder::new(w);
-    b.follow_symlinks(false);
-    b.mode(tar::HeaderMode::Complete);
     for rel in files {
-        b.append_path_with_name(root.join(rel), rel)?;
+        let full = root.join(rel);
+        let meta = std::fs::symlink_metadata(&full)?;
+        // Same content and modification time → same bytes → one blob: no owner,
+        // access time or exact mode bits in the header (executable or not is kept);
+        // the modification time is, since build tools compare it.
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&meta, tar::HeaderMode::Deterministic);
+        h.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&full)?;
+            b.append_link(&mut h, rel, target)?;
+        } else {
+            let f = std::fs::File::open(&full)?;
+            b.append_data(&mut h, rel, f)?;
+        }
     }
     b.into_inner()
 }
@@ -145,11 +158,19 @@ mod tests {
         let src = d.path().join("src");
         std::fs::create_dir_all(src.join("x")).unwrap();
         std::fs::write(src.join("x/f"), "hello").unwrap();
+        std::fs::write(src.join("x/run"), "#!/bin/sh").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(src.join("x/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("f", src.join("x/link")).unwrap();
         let files = select(&src, &["x".into()]).unwrap();
         let bytes = pack(&src, &files, Vec::new()).unwrap();
+        assert_eq!(bytes, pack(&src, &files, Vec::new()).unwrap(), "packing is deterministic");
         let dst = d.path().join("dst");
         std::fs::create_dir_all(&dst).unwrap();
         unpack(&bytes[..], &dst).unwrap();
         assert_eq!(std::fs::read_to_string(dst.join("x/f")).unwrap(), "hello");
+        assert_eq!(std::fs::read_link(dst.join("x/link")).unwrap(), PathBuf::from("f"));
+        let mode = std::fs::metadata(dst.join("x/run")).unwrap().permissions().mode();
+        assert!(mode & 0o111 != 0, "executable bit kept: {mode:o}");
     }
 }

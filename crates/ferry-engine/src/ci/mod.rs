@@ -7,7 +7,7 @@
 //!
 //! # Data directory layout
 //! ```text
-//! <data_dir>/runs/<run_id>/events.jsonl         every event, one JSON object a line
+//! <data_dir>/runs/<run_id>/events.jsonl         every event but `Log`, one JSON object a line
 //! <data_dir>/runs/<run_id>/summary.json         the RunSummary, written at the end
 //! <data_dir>/runs/<run_id>/artifacts.json       job instance id → artifact blob digest
 //! <data_dir>/runs/<run_id>/logs/<job>/<NN>-<step>.log   masked output of each step
@@ -282,7 +282,8 @@ pub enum EngineError {
 ///
 /// Events are sent on `events` as they happen (a bounded channel: a slow reader slows
 /// the steps' output rather than growing memory; a dropped receiver is ignored) and
-/// also written to `<run_dir>/events.jsonl`. Cancelling `cancel` stops running steps
+/// also written to `<run_dir>/events.jsonl` (all but `Log`, whose text is in the step
+/// log files). Cancelling `cancel` stops running steps
 /// (SIGTERM, then SIGKILL after the grace), reports running and unstarted jobs as
 /// `cancelled`, and still returns a summary. Errors are returned only when the run
 /// cannot start (no git repository, unknown job in `select`, unwritable data

@@ -90,6 +90,17 @@ impl StepOutput {
             self.log_error = Some(msg);
         }
         let st = &mut self.streams[idx];
+        // Fast path: nothing held back, so complete lines go out straight from the
+        // masked buffer without another copy.
+        if st.pending.is_empty()
+            && st.masked.len() <= MAX_CHUNK
+            && let Some(nl) = st.masked.iter().rposition(|&b| b == b'\n')
+        {
+            let text = lossy(&st.masked[..nl]);
+            st.pending.extend_from_slice(&st.masked[nl + 1..]);
+            self.emit(stream, text).await;
+            return;
+        }
         st.pending.extend_from_slice(&st.masked);
         self.drain(stream, false).await;
     }
@@ -173,8 +184,13 @@ fn utf8_cut(bytes: &[u8]) -> usize {
     }
 }
 
+/// UTF-8 text of `bytes`, invalid sequences replaced (validation first: the common,
+/// valid case then costs one fast check and one copy).
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 /// Notes the engine writes about a job (cache, artifacts, approvals) to

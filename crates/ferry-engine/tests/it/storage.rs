@@ -18,6 +18,7 @@ jobs:
           echo binary > dist/sub/app
           chmod +x dist/sub/app
           echo notes > notes.txt
+          touch -d @1700000000 dist/sub/app notes.txt
   test:
     needs: [build]
     steps:
@@ -40,7 +41,8 @@ jobs:
         serde_json::from_slice(&std::fs::read(ran.summary.run_dir.join("artifacts.json")).unwrap()).unwrap();
     let digest: Digest = manifest["build"]["digest"].as_str().unwrap().parse().unwrap();
     assert!(BlobStore::new(r.data().join("blobs")).contains(&digest));
-    // A second run producing the same files stores no second blob.
+    // A second run producing the same files (same content and times) stores no
+    // second blob.
     let again = run(&r).await;
     assert!(again.summary.success);
     let count = walk_files(&r.data().join("blobs/sha256"));
