@@ -1,8 +1,13 @@
 //! End-to-end tests of the `ferry` binary: real processes, real git repositories,
-//! a real Docker engine for the container examples.
+//! a real Docker engine for the container examples, real servers and agents.
 
+mod agents;
 mod cli;
 mod examples;
+mod harness;
+mod restart;
 mod run;
 mod secrets;
+mod server;
 mod support;
+mod up;

@@ -12,6 +12,8 @@ pub fn ferry(data_dir: &Path) -> Command {
             "FERRY_MASTER_KEY",
             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
         )
+        // Examples that build with cargo must write to their own target/.
+        .env_remove("CARGO_TARGET_DIR")
         .stdin(Stdio::null());
     cmd
 }

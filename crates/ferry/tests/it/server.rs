@@ -1,0 +1,265 @@
+//! `ferry serve` and the client commands, end to end: a real server process on a free
+//! loopback port, driven through the CLI.
+
+use crate::harness::{ServerProc, add_project, job, json, trigger, wait_finished};
+use crate::support::{Repo, ferry, output, stderr, stdout};
+use nix::sys::signal::Signal;
+use std::time::{Duration, Instant};
+
+/// Two jobs, the second needing the first; manual runs allowed.
+pub const PIPELINE: &str = r#"
+name: demo
+on: [push, manual]
+jobs:
+  build:
+    steps:
+      - name: Say hello
+        run: echo "hello from ferry" && echo "second line"
+  test:
+    needs: build
+    steps:
+      - run: echo "tested on $FERRY_BRANCH"
+"#;
+
+#[test]
+fn serve_prints_the_admin_token_once_and_stores_only_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = ServerProc::start(&data, &[]);
+    let token = server
+        .token
+        .clone()
+        .expect("the first start prints an admin token");
+    assert!(token.starts_with("ferry_"), "{token}");
+    // The token works…
+    let out = output(server.cli(&token).args(["token", "list"]));
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("admin"));
+    let status = server.signal_and_wait(Signal::SIGTERM, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean stop");
+    // …and nothing on disk holds it in clear.
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "{} holds the token in clear",
+                path.display()
+            );
+        }
+    }
+    let again = ServerProc::start(&data, &[]);
+    assert_eq!(again.token, None, "a second start shows no token");
+    let printed = again.lines.lock().unwrap().join("\n");
+    assert!(!printed.contains("ferry_"), "{printed}");
+}
+
+#[test]
+fn client_commands_take_a_project_from_add_to_a_green_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &[]);
+    let token = server.token.clone().expect("admin token");
+    let repo = Repo::new(&[("ferry.yml", PIPELINE)]);
+
+    // project add / list / show
+    let out = output(
+        server
+            .cli(&token)
+            .args(["project", "add", "demo", "--repo"])
+            .arg(repo.path()),
+    );
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("Project `demo` added"),
+        "{}",
+        stdout(&out)
+    );
+    let out = output(server.cli(&token).args(["project", "list"]));
+    assert!(out.status.success());
+    let list = stdout(&out);
+    assert!(list.starts_with("NAME"), "{list}");
+    assert!(list.contains("demo") && list.contains("main"), "{list}");
+    let shown = json(server.cli(&token).args(["project", "show", "demo"]));
+    assert_eq!(shown["name"], "demo");
+    assert_eq!(shown["default_branch"], "main");
+    // Adding it twice is the user's mistake: exit 2 with the server's words.
+    let out = output(
+        server
+            .cli(&token)
+            .args(["project", "add", "demo", "--repo"])
+            .arg(repo.path()),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("demo"), "{}", stderr(&out));
+
+    // trigger → runs → runs show
+    let id = trigger(&server, &token, "demo");
+    let out = output(server.cli(&token).arg("runs"));
+    assert!(out.status.success());
+    let runs = stdout(&out);
+    assert!(
+        runs.lines()
+            .any(|l| l.starts_with(&format!("{id} ")) && l.contains("demo")),
+        "run {id} not listed:\n{runs}"
+    );
+    let detail = wait_finished(&server, &token, id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["status"], "success", "{detail:#}");
+    assert_eq!(job(&detail, "build")["status"], "success");
+    assert_eq!(job(&detail, "test")["status"], "success");
+    let out = output(server.cli(&token).args(["runs", "show", &id.to_string()]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains(&format!("Run {id} of `demo`: success")),
+        "{text}"
+    );
+    assert!(text.contains("build") && text.contains("test"), "{text}");
+
+    // logs, whole run and one job
+    let out = output(server.cli(&token).args(["logs", &id.to_string()]));
+    assert!(out.status.success());
+    let logs = stdout(&out);
+    assert!(logs.contains("build │ hello from ferry"), "{logs}");
+    assert!(logs.contains("build │ second line"), "{logs}");
+    assert!(logs.contains("test │ tested on main"), "{logs}");
+    let out = output(
+        server
+            .cli(&token)
+            .args(["logs", &id.to_string(), "--job", "test"]),
+    );
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).lines().any(|l| l == "tested on main"),
+        "{}",
+        stdout(&out)
+    );
+    // Following a finished run prints it all and ends.
+    let out = output(server.cli(&token).args(["logs", &id.to_string(), "-f"]));
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("hello from ferry"));
+
+    // events
+    let out = output(server.cli(&token).args(["events", "--project", "demo"]));
+    assert!(out.status.success());
+    let events = stdout(&out);
+    for kind in ["project.added", "run.queued", "job.started", "run.finished"] {
+        assert!(events.contains(kind), "no {kind} in:\n{events}");
+    }
+    let events = json(server.cli(&token).args(["events", "--since", "1h"]));
+    assert!(events.as_array().is_some_and(|e| !e.is_empty()));
+
+    // rerun, then rm
+    let rerun = json(server.cli(&token).args(["rerun", &id.to_string()]));
+    let rerun_id = rerun["id"].as_i64().expect("rerun id");
+    assert_ne!(rerun_id, id);
+    let detail = wait_finished(&server, &token, rerun_id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["status"], "success");
+    let out = output(server.cli(&token).args(["project", "rm", "demo"]));
+    assert!(out.status.success());
+    let out = output(server.cli(&token).args(["project", "show", "demo"]));
+    assert_eq!(out.status.code(), Some(2), "a removed project is not found");
+    assert!(stderr(&out).contains("demo"));
+}
+
+#[test]
+fn a_revoked_token_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &[]);
+    let admin = server.token.clone().expect("admin token");
+    let created = json(
+        server
+            .cli(&admin)
+            .args(["token", "create", "--name", "ci-bot", "--role", "viewer"]),
+    );
+    let token = created["token"].as_str().expect("the token").to_string();
+    let id = created["info"]["id"].as_i64().expect("token id");
+    let out = output(server.cli(&token).arg("runs"));
+    assert!(out.status.success(), "a fresh viewer token can list runs");
+    // A viewer may not create tokens.
+    let out = output(server.cli(&token).args(["token", "create", "--name", "x"]));
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = output(
+        server
+            .cli(&admin)
+            .args(["token", "revoke", &id.to_string()]),
+    );
+    assert!(out.status.success());
+    let out = output(server.cli(&token).arg("runs"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("error:"), "{err}");
+    assert!(err.contains("hint:"), "no hint for a refused token: {err}");
+    let listed = output(server.cli(&admin).args(["token", "list"]));
+    let line = stdout(&listed)
+        .lines()
+        .find(|l| l.contains("ci-bot"))
+        .map(str::to_string)
+        .expect("the revoked token is listed");
+    assert!(
+        line.trim_end().ends_with("ago"),
+        "revocation time missing: {line}"
+    );
+}
+
+#[test]
+fn client_commands_say_when_the_server_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let out = output(ferry(dir.path()).args([
+        "runs",
+        "--server",
+        "http://127.0.0.1:1",
+        "--token",
+        "ferry_x",
+    ]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach the server at http://127.0.0.1:1: is `ferry serve` running?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_rejects_an_unknown_config_key_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("server.yml");
+    std::fs::write(&config, "listen: 127.0.0.1:0\nexecutor-job: 2\n").unwrap();
+    let out = output(ferry(dir.path()).arg("serve").arg("--config").arg(&config));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("server.yml:2:1"), "{err}");
+    assert!(
+        err.contains("unknown key `executor-job` — did you mean `executor-jobs`?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_drains_gracefully_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProc::start(&dir.path().join("data"), &[]);
+    let token = server.token.clone().expect("admin token");
+    let repo = Repo::new(&[(
+        "ferry.yml",
+        "on: [manual]\njobs:\n  slow:\n    steps:\n      - run: echo started && sleep 2 && echo done\n",
+    )]);
+    add_project(&server, &token, "slow", repo.path());
+    let id = trigger(&server, &token, "slow");
+    crate::harness::wait_until(
+        &server,
+        &token,
+        id,
+        Duration::from_secs(30),
+        "the job to start",
+        |d| d["run"]["status"] == "running",
+    );
+    let started = Instant::now();
+    let status = server.signal_and_wait(Signal::SIGTERM, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log_text());
+    assert!(started.elapsed() < Duration::from_secs(25));
+    let log = server.log_text();
+    assert!(log.contains("Shutting down"), "{log}");
+}

@@ -1,0 +1,135 @@
+//! `ferry up`: a server on defaults, the bundled example, a green run to watch.
+
+use crate::harness::{ServerProc, wait_finished};
+use crate::support::{ferry, output, stdout};
+use nix::sys::signal::Signal;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+fn start_up(data: &Path) -> ServerProc {
+    let mut cmd = ferry(data);
+    cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    ServerProc::spawn(cmd, data, "Ferry is running at ", "Ctrl-C stops the server")
+}
+
+/// The value after `label` on a line of `text`.
+fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{text}"))
+}
+
+/// A plain HTTP GET on loopback; returns the status line and headers.
+fn http_head(url: &str) -> String {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the server");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split("\r\n\r\n").next().unwrap_or("").to_string()
+}
+
+#[test]
+fn up_serves_the_example_and_its_run_turns_green() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut up = start_up(&data);
+    let printed = up.lines.lock().unwrap().join("\n");
+    let open = field(&printed, "Open in your browser:");
+    let run_url = field(&printed, "Example run:");
+    let token = field(&printed, "Admin token:");
+    assert!(
+        open.starts_with(&format!("{}/login?token=ferry_", up.url)),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("(new)"),
+        "the first token is new: {printed}"
+    );
+    let id: i64 = run_url
+        .rsplit('/')
+        .next()
+        .and_then(|i| i.parse().ok())
+        .expect("run id in the URL");
+
+    // The token file is the owner's only, and the CLI finds it without --token.
+    let file = data.join("admin.token");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    let detail = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let out = ferry(&data)
+                .env("FERRY_SERVER", &up.url)
+                .args(["runs", "show", &id.to_string(), "--json"])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if matches!(
+                v["run"]["status"].as_str(),
+                Some("success" | "failure" | "cancelled")
+            ) {
+                break v;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the example run did not end: {v:#}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    };
+    assert_eq!(detail["run"]["status"], "success", "{detail:#}");
+    assert_eq!(detail["run"]["project"], "static-site");
+
+    // The printed link signs the browser in.
+    let head = http_head(&open);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("set-cookie:"), "{head}");
+
+    let status = up.signal_and_wait(Signal::SIGINT, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0));
+
+    // A second `ferry up` reuses the token and the project, and runs it again.
+    let again = start_up(&data);
+    let printed = again.lines.lock().unwrap().join("\n");
+    assert_eq!(field(&printed, "Admin token:"), token);
+    assert!(!printed.contains("(new)"), "{printed}");
+    let run_url = field(&printed, "Example run:");
+    let second: i64 = run_url
+        .rsplit('/')
+        .next()
+        .and_then(|i| i.parse().ok())
+        .unwrap();
+    assert!(second > id);
+    let out = output(
+        ferry(&data)
+            .env("FERRY_SERVER", &again.url)
+            .args(["project", "list"]),
+    );
+    assert!(out.status.success());
+    let listed = stdout(&out);
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|l| l.starts_with("static-site "))
+            .count(),
+        1,
+        "{listed}"
+    );
+    let detail = wait_finished(&again, &token, second, Duration::from_secs(90));
+    assert_eq!(detail["run"]["status"], "success", "{detail:#}");
+}
