@@ -304,7 +304,6 @@
         fragment.appendChild(el("div", "skipped", d.skipped + " earlier lines are not shown here; `ferry logs` prints them all."));
       }
       var expected = next[d.job] || 0;
-      var follow_ = follow && follow.checked && i === selected && atBottom(log);
       d.lines.forEach(function (line) {
         var n = line[0], step = line[1], text = line[2];
         if (n < expected) return; // sent again after a reconnect
@@ -326,7 +325,7 @@
       next[d.job] = expected;
       log.appendChild(fragment);
       if (query && i === selected) countMatches();
-      if (follow_ || (follow && follow.checked && i === selected)) log.scrollTop = log.scrollHeight;
+      if (i === selected) scrollDown(i);
     }
 
     function jumpToFailure() {
