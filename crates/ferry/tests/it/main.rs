@@ -5,6 +5,7 @@ mod agents;
 mod cli;
 mod examples;
 mod harness;
+mod live;
 mod restart;
 mod run;
 mod secrets;

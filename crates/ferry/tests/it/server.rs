@@ -263,3 +263,67 @@ fn sigterm_drains_gracefully_and_exits_0() {
     let log = server.log_text();
     assert!(log.contains("Shutting down"), "{log}");
 }
+
+#[test]
+fn a_push_to_a_bare_repository_with_the_hook_starts_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &[]);
+    let token = server.token.clone().expect("admin token");
+    let work = Repo::new(&[("ferry.yml", PIPELINE)]);
+    let bare = dir.path().join("app.git");
+    let status = std::process::Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(work.path())
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    add_project(&server, &token, "pushed", &bare);
+    let out = output(
+        server
+            .cli(&token)
+            .args(["hook", "install", "--project", "pushed"])
+            .arg(&bare),
+    );
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("every push to"), "{}", stdout(&out));
+    let token_file = bare.join("hooks/ferry-token");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&token_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let hook_text = std::fs::read_to_string(bare.join("hooks/post-receive")).unwrap();
+    assert!(
+        !hook_text.contains("ferry_"),
+        "the hook script holds no token"
+    );
+
+    std::fs::write(work.path().join("README"), "pushed\n").unwrap();
+    work.commit_all("a change");
+    work.git(&["push", "-q", bare.to_str().expect("UTF-8 path"), "main"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runs = loop {
+        let runs = json(server.cli(&token).args(["runs", "--project", "pushed"]));
+        if runs.as_array().is_some_and(|r| !r.is_empty()) {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "the push started no run");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let head = std::process::Command::new("git")
+        .arg("-C")
+        .arg(work.path())
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(
+        runs[0]["sha"],
+        head.as_str(),
+        "the run is pinned to the pushed commit: {runs:#}"
+    );
+    assert_eq!(runs[0]["branch"], "main", "{runs:#}");
+    let id = runs[0]["id"].as_i64().unwrap();
+    let detail = wait_finished(&server, &token, id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["status"], "success", "{detail:#}");
+}
