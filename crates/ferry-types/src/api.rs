@@ -401,6 +401,10 @@ pub struct Assignment {
     pub artifacts: BTreeMap<String, String>,
     /// The secrets the job references, and only those.
     pub secrets: BTreeMap<String, String>,
+    /// What started the run (`push`, `schedule`, `manual`, `api`): the job's
+    /// `ferry.event`.
+    #[serde(default)]
+    pub event: String,
 }
 
 /// `POST /api/v1/agents/jobs/{job_id}/heartbeat`.
