@@ -1,7 +1,8 @@
 //! What the run and project pages' buttons do: plain form POSTs that call the core and
 //! send the browser back to a page (303), so they work without the script too.
 //!
-//! Each checks the session's role (`developer` or above) and the form's CSRF token; the
+//! Each checks the session's role (`developer` or above; approving needs `operator`,
+//! as in the API) and the form's CSRF token; the
 //! SameSite=Strict session cookie already keeps other sites from posting these.
 
 use super::auth::{Session, parse_form};
@@ -50,6 +51,8 @@ pub(super) async fn approve(
     Path(id): Path<String>,
     body: String,
 ) -> Result<Response, UiError> {
+    // Approving is an operator's decision, as in the API (`POST …/approve`).
+    session.require(Role::Operator)?;
     let form = authorize(&session, &body)?;
     let id = run_id(&id)?;
     let job = form

@@ -183,14 +183,14 @@ fn approvals(session: &Session, run: &Run, jobs: &[Job]) -> Markup {
                 div.callout.approval data-approve-job=(job.name)
                     hidden[job.status != JobStatus::WaitingApproval] {
                     span { "⏸ " strong { (job.name) } " waits for approval." }
-                    @if session.can(Role::Developer) {
+                    @if session.can(Role::Operator) {
                         form.inline method="post" action={ "/ui/runs/" (run.id) "/approve" } {
                             input type="hidden" name="csrf" value=(session.csrf);
                             input type="hidden" name="job" value=(job.name);
                             button.primary type="submit" { "Approve " (job.name) }
                         }
                     } @else {
-                        span.muted { " A developer can approve it." }
+                        span.muted { " An operator can approve it." }
                     }
                 }
             }
