@@ -14,6 +14,8 @@ use std::process::Command;
 pub enum Probe {
     /// An executable of this name is on PATH (or in an sbin directory).
     Program(&'static str),
+    /// A PostgreSQL server installation (`/usr/lib/postgresql/<version>/bin/initdb`).
+    PostgresServer,
     /// This file is a statically linked executable (it gets copied into images built
     /// `FROM scratch`, where there is no dynamic loader).
     StaticBinary(&'static str),
@@ -43,6 +45,11 @@ pub const TOOLS: &[Tool] = &[
         why: "the userland of test images built FROM scratch",
     },
     Tool {
+        package: "postgresql",
+        probe: Probe::PostgresServer,
+        why: "the PostgreSQL half of the store, engine, API and CLI tests",
+    },
+    Tool {
         package: "git",
         probe: Probe::Program("git"),
         why: "repositories that pipelines run from",
@@ -64,6 +71,7 @@ impl Probe {
     pub fn is_present(self) -> bool {
         match self {
             Probe::Program(name) => proc::find_program(name).is_some(),
+            Probe::PostgresServer => crate::services::postgres_bin_dir().is_some(),
             Probe::StaticBinary(path) => {
                 std::fs::read(path).is_ok_and(|bytes| elf_is_static(&bytes) == Some(true))
             }

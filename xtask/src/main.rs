@@ -1,7 +1,8 @@
 //! `cargo xtask`: Ferry's developer tasks, in Rust so they run the same everywhere.
 //!
 //! - `cargo xtask test [--dry-run] [-- NEXTEST_ARGS…]` installs the tools the suite
-//!   needs (Debian packages), starts the services it talks to (the Docker engine),
+//!   needs (Debian packages), starts the services it talks to (the Docker engine,
+//!   PostgreSQL),
 //!   prebuilds the shared test image and runs the whole workspace under cargo-nextest
 //!   with the `ci` profile. A service that cannot start fails the run.
 //! - `cargo xtask setup [--dry-run]` does the same preparation without running tests.

@@ -1,5 +1,5 @@
-//! Services the test suite talks to, started if they are not running: today the
-//! Docker engine (and the shared test image built on it).
+//! Services the test suite talks to, started if they are not running: the Docker
+//! engine (and the shared test image built on it) and PostgreSQL.
 //!
 //! A service that cannot start is an error, never a skip: CI must not go green on a
 //! suite that quietly did not test containers. Later services (PostgreSQL, an SSH
@@ -189,6 +189,128 @@ fn write_busybox_context(dir: &Path, busybox: &Path) -> anyhow::Result<()> {
     })?;
     std::fs::write(dir.join("Dockerfile"), BUSYBOX_DOCKERFILE)
         .with_context(|| format!("cannot write {}/Dockerfile", dir.display()))?;
+    Ok(())
+}
+
+/// The port of the test PostgreSQL server (off the default 5432, so a system server
+/// is left alone).
+pub const POSTGRES_PORT: u16 = 54329;
+
+/// The admin URL tests get as `FERRY_TEST_DATABASE_URL`; each test creates and drops
+/// its own database through it.
+pub fn postgres_url() -> String {
+    format!("postgres://postgres@127.0.0.1:{POSTGRES_PORT}/postgres")
+}
+
+/// The newest installed `/usr/lib/postgresql/<version>/bin` holding `initdb`.
+pub fn postgres_bin_dir() -> Option<std::path::PathBuf> {
+    let mut dirs: Vec<(u32, std::path::PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    dirs.sort();
+    dirs.pop().map(|(_, bin)| bin)
+}
+
+fn postgres_answers(url: &str) -> bool {
+    proc::succeeds(Command::new("psql").args([url, "-Atqc", "SELECT 1"]))
+}
+
+/// Makes sure a PostgreSQL server answers at [`postgres_url`], creating a throwaway
+/// cluster (trust auth, fsync off, loopback only) in `$TMPDIR/ferry-xtask-postgres`
+/// and starting it with `pg_ctl` (detached, log beside the data) if none does.
+/// The cluster lives outside the checkout because the server runs as the `postgres`
+/// user, who may not be able to enter it.
+pub fn ensure_postgres(dry_run: bool) -> anyhow::Result<()> {
+    let url = postgres_url();
+    let p = phase::start("checking PostgreSQL");
+    if postgres_answers(&url) {
+        p.done(&format!("PostgreSQL answering at {url}"));
+        return Ok(());
+    }
+    p.done("PostgreSQL not running");
+    let bin = match postgres_bin_dir() {
+        Some(bin) => bin,
+        None if dry_run => std::path::PathBuf::from("/usr/lib/postgresql/VERSION/bin"),
+        None => bail!("PostgreSQL is not installed (Debian package postgresql)"),
+    };
+    let root = std::env::temp_dir().join("ferry-xtask-postgres");
+    let data = root.join("data");
+    let log = root.join("postgres.log");
+    // The server refuses to run as root: as root, run its tools as `postgres`.
+    let privilege = Privilege::detect();
+    let as_server_user = |program: std::path::PathBuf| {
+        let mut cmd = if privilege == Privilege::Root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        cmd.current_dir("/");
+        cmd
+    };
+    let mut initdb = as_server_user(bin.join("initdb"));
+    initdb
+        .args([
+            "--username",
+            "postgres",
+            "--auth",
+            "trust",
+            "--no-sync",
+            "--pgdata",
+        ])
+        .arg(&data);
+    let mut start = as_server_user(bin.join("pg_ctl"));
+    start
+        .args(["start", "--wait", "--timeout", "60", "--pgdata"])
+        .arg(&data)
+        .arg("--log")
+        .arg(&log)
+        .arg("-o")
+        .arg(format!(
+            "-p {POSTGRES_PORT} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off",
+            root.display()
+        ));
+    let fresh = !data.join("PG_VERSION").is_file();
+    if dry_run {
+        if fresh {
+            phase::note(&format!("would run: {}", proc::display(&initdb)));
+        }
+        phase::note(&format!("would run: {}", proc::display(&start)));
+        return Ok(());
+    }
+    let p = phase::start(&format!("starting PostgreSQL (log: {})", log.display()));
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    if privilege == Privilege::Root {
+        proc::run(Command::new("chown").arg("postgres:postgres").arg(&root))?;
+    }
+    if fresh {
+        let _ = std::fs::remove_dir_all(&data);
+        proc::output(&mut initdb)?;
+    }
+    // pg_ctl leaves the server running in the background with its output in the log;
+    // capturing pg_ctl's own output keeps the server off our pipes.
+    if let Err(e) = proc::output(&mut start) {
+        bail!(
+            "{e:#}\nthe end of {}:\n{}",
+            log.display(),
+            proc::tail(&log, 30)
+        );
+    }
+    if !postgres_answers(&url) {
+        bail!(
+            "PostgreSQL started but does not answer at {url}; the end of {}:\n{}",
+            log.display(),
+            proc::tail(&log, 30)
+        );
+    }
+    p.done(&format!("PostgreSQL answering at {url}"));
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub fn prepare(dry_run: bool) -> anyhow::Result<()> {
     deps::ensure(dry_run)?;
     services::ensure_docker(dry_run)?;
     services::ensure_busybox_image(dry_run)?;
+    services::ensure_postgres(dry_run)?;
     ensure_nextest(dry_run)?;
     Ok(())
 }
@@ -43,6 +44,8 @@ pub fn nextest_command(extra: &[String]) -> Command {
     cmd.args(extra);
     // Tests that need Docker fail instead of skipping when it is missing.
     cmd.env("FERRY_TEST_REQUIRE_DOCKER", "1");
+    // The PostgreSQL server `prepare` made sure of; tests create their own databases.
+    cmd.env("FERRY_TEST_DATABASE_URL", services::postgres_url());
     // Tests commit to scratch repositories; a fresh machine has no git identity.
     for (var, value) in [
         ("GIT_AUTHOR_NAME", "Ferry Tests"),
@@ -64,7 +67,8 @@ pub fn run(dry_run: bool, nextest_args: &[String]) -> anyhow::Result<ExitCode> {
     let mut nextest = nextest_command(nextest_args);
     if dry_run {
         phase::note(&format!(
-            "would run: FERRY_TEST_REQUIRE_DOCKER=1 {}",
+            "would run: FERRY_TEST_REQUIRE_DOCKER=1 FERRY_TEST_DATABASE_URL={} {}",
+            services::postgres_url(),
             proc::display(&nextest)
         ));
         return Ok(ExitCode::SUCCESS);
@@ -116,5 +120,10 @@ mod tests {
             .get_envs()
             .any(|(k, v)| k == "FERRY_TEST_REQUIRE_DOCKER" && v == Some("1".as_ref()));
         assert!(requires_docker);
+        let database = cmd.get_envs().any(|(k, v)| {
+            k == "FERRY_TEST_DATABASE_URL"
+                && v == Some("postgres://postgres@127.0.0.1:54329/postgres".as_ref())
+        });
+        assert!(database);
     }
 }
