@@ -357,3 +357,19 @@ pub fn started_by(server: &ServerProc, token: &str, run: i64, job: &str) -> Vec<
         .filter_map(|e| e["data"]["agent"].as_str().map(str::to_string))
         .collect()
 }
+
+/// A plain HTTP GET; returns the status line and headers.
+pub fn http_head(url: &str) -> String {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the server");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split("\r\n\r\n").next().unwrap_or("").to_string()
+}

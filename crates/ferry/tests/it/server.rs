@@ -327,3 +327,132 @@ fn a_push_to_a_bare_repository_with_the_hook_starts_a_run() {
     let detail = wait_finished(&server, &token, id, Duration::from_secs(60));
     assert_eq!(detail["run"]["status"], "success", "{detail:#}");
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _first = ServerProc::start(&data, &[]);
+    let out = output(ferry(&data).args(["serve", "--listen", "127.0.0.1:0"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("another Ferry server"), "{err}");
+    assert!(err.contains(&data.display().to_string()), "{err}");
+}
+
+#[test]
+fn metrics_answer_without_a_token_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = ServerProc::start(&dir.path().join("open"), &[]);
+    let head = crate::harness::http_head(&format!("{}/metrics", open.url));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let closed = ServerProc::start(&dir.path().join("closed"), &["--metrics-public", "false"]);
+    let head = crate::harness::http_head(&format!("{}/metrics", closed.url));
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    let head = crate::harness::http_head(&format!("{}/api/v1/projects", closed.url));
+    assert!(
+        head.starts_with("HTTP/1.1 401"),
+        "the API needs a token: {head}"
+    );
+}
+
+const GATED: &str = r#"
+on: [manual]
+jobs:
+  build:
+    steps:
+      - run: echo built
+  flaky:
+    needs: build
+    steps:
+      - run: test -f /nonexistent-ferry-marker
+  deploy:
+    needs: build
+    approval:
+      message: Ship it?
+    steps:
+      - run: echo deployed
+"#;
+
+#[test]
+fn approve_cancel_rerun_and_trigger_wait_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &[]);
+    let token = server.token.clone().expect("admin token");
+    let repo = Repo::new(&[("ferry.yml", GATED)]);
+    add_project(&server, &token, "gated", repo.path());
+
+    // `trigger --wait` follows the run to its end; `deploy` waits for approval.
+    let id = trigger(&server, &token, "gated");
+    crate::harness::wait_until(
+        &server,
+        &token,
+        id,
+        Duration::from_secs(60),
+        "deploy to wait",
+        |d| job(d, "deploy")["status"] == "waiting_approval",
+    );
+    let out = output(
+        server
+            .cli(&token)
+            .args(["approve", &id.to_string(), "deploy"]),
+    );
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains("Job `deploy` of run"),
+        "{}",
+        stdout(&out)
+    );
+    let detail = wait_finished(&server, &token, id, Duration::from_secs(60));
+    assert_eq!(
+        detail["run"]["status"], "failure",
+        "`flaky` fails the run: {detail:#}"
+    );
+    assert_eq!(job(&detail, "deploy")["status"], "success");
+    // Approving it again is the user's mistake.
+    let out = output(
+        server
+            .cli(&token)
+            .args(["approve", &id.to_string(), "deploy"]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+
+    // `rerun --failed` runs `flaky` again and reuses the rest.
+    let rerun = json(
+        server
+            .cli(&token)
+            .args(["rerun", &id.to_string(), "--failed"]),
+    );
+    let rerun_id = rerun["id"].as_i64().expect("rerun id");
+    let detail = wait_finished(&server, &token, rerun_id, Duration::from_secs(60));
+    assert_eq!(job(&detail, "flaky")["status"], "failure");
+    assert_eq!(job(&detail, "flaky")["attempt"], 1);
+    assert_eq!(job(&detail, "build")["status"], "success");
+
+    // `trigger --wait` exits 1 for a failed run; `cancel` stops one waiting for approval.
+    let broken = Repo::new(&[(
+        "ferry.yml",
+        "on: [manual]\njobs:\n  x:\n    steps:\n      - run: exit 3\n",
+    )]);
+    add_project(&server, &token, "broken", broken.path());
+    let out = output(server.cli(&token).args(["trigger", "broken", "--wait"]));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed run fails `trigger --wait`"
+    );
+    assert!(stdout(&out).contains("failure"), "{}", stdout(&out));
+    let id = trigger(&server, &token, "gated");
+    crate::harness::wait_until(
+        &server,
+        &token,
+        id,
+        Duration::from_secs(60),
+        "deploy to wait",
+        |d| job(d, "deploy")["status"] == "waiting_approval",
+    );
+    let out = output(server.cli(&token).args(["cancel", &id.to_string()]));
+    assert!(out.status.success());
+    let detail = wait_finished(&server, &token, id, Duration::from_secs(30));
+    assert_eq!(detail["run"]["status"], "cancelled", "{detail:#}");
+}

@@ -1,9 +1,8 @@
 //! `ferry up`: a server on defaults, the bundled example, a green run to watch.
 
-use crate::harness::{ServerProc, wait_finished};
+use crate::harness::{ServerProc, http_head, wait_finished};
 use crate::support::{ferry, output, stdout};
 use nix::sys::signal::Signal;
-use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -20,21 +19,6 @@ fn field(text: &str, label: &str) -> String {
         .find_map(|l| l.trim().strip_prefix(label))
         .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
         .unwrap_or_else(|| panic!("no `{label}` line in:\n{text}"))
-}
-
-/// A plain HTTP GET on loopback; returns the status line and headers.
-fn http_head(url: &str) -> String {
-    let rest = url.strip_prefix("http://").expect("http URL");
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect to the server");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer.split("\r\n\r\n").next().unwrap_or("").to_string()
 }
 
 #[test]

@@ -6,7 +6,7 @@ use crate::exit::Failure;
 use crate::render::Style;
 use ferry_client::api::LogLine;
 use ferry_client::{LogQuery, LogStreamItem};
-use ferry_types::RunStatus;
+use ferry_types::{JobStatus, RunStatus};
 use futures_util::StreamExt;
 use std::io::Write;
 
@@ -82,18 +82,52 @@ async fn follow(ctx: &Ctx, args: &LogsArgs) -> Result<(), Failure> {
                     );
                     return Err(Failure::Failed);
                 }
-                if !ctx.json {
-                    eprintln!("Run {} ended: {}.", args.run, end.status);
+                if let Some(job) = &args.job {
+                    // One job followed: its own end decides.
+                    let detail = ctx.call(ctx.client.run(args.run)).await?;
+                    let status = detail
+                        .jobs
+                        .iter()
+                        .find(|j| &j.name == job)
+                        .map(|j| j.status);
+                    if !ctx.json {
+                        eprintln!(
+                            "Job `{job}` of run {} ended: {}.",
+                            args.run,
+                            status.map_or_else(|| "unknown".to_string(), |s| s.to_string())
+                        );
+                    }
+                    return match status {
+                        Some(s) if s.lets_dependants_run() || s == JobStatus::Skipped => Ok(()),
+                        _ => Err(Failure::Failed),
+                    };
                 }
-                return match end.status {
-                    RunStatus::Failure | RunStatus::Cancelled => Err(Failure::Failed),
-                    _ => Ok(()),
+                // Every line is in; the run's own status may lag its jobs' by a
+                // reconciler step.
+                let status = settled_status(ctx, args.run, end.status).await?;
+                if !ctx.json {
+                    eprintln!("Run {} ended: {status}.", args.run);
+                }
+                return match status {
+                    RunStatus::Success => Ok(()),
+                    _ => Err(Failure::Failed),
                 };
             }
         }
     }
     printer.flush();
     Ok(())
+}
+
+/// The run's status once it is final (waiting briefly when the stream ended first).
+async fn settled_status(ctx: &Ctx, run: i64, seen: RunStatus) -> Result<RunStatus, Failure> {
+    let mut status = seen;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !status.is_finished() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        status = ctx.call(ctx.client.run(run)).await?.run.status;
+    }
+    Ok(status)
 }
 
 /// Writes lines as text (`job │ line`) or JSON lines.

@@ -32,7 +32,7 @@ pub fn serve(global: &Global, args: ServeArgs) -> Result<(), Failure> {
     let opts = ServeOptions::resolve(&args, global.data_dir.clone())?;
     crate::logging::init(&opts.log_level)?;
     runtime()?.block_on(async move {
-        let store = open_store(&opts).await?;
+        let (store, lock) = open_store(&opts).await?;
         if let Some(token) = admin::first_admin_token(&store)
             .await
             .map_err(Failure::Error)?
@@ -40,7 +40,7 @@ pub fn serve(global: &Global, args: ServeArgs) -> Result<(), Failure> {
             admin::announce_new_token(&token);
         }
         let listener = bind(opts.listen).await?;
-        let server = Server::start(&opts, store, listener).await?;
+        let server = Server::start(&opts, store, listener, lock).await?;
         println!("Ferry is listening on {}", server.url());
         server.run_until_signal().await
     })
@@ -57,10 +57,57 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(Failure::Error)
 }
 
-/// Creates the data directory (owner only) and opens the store it or `--database-url`
-/// names.
-pub async fn open_store(opts: &ServeOptions) -> Result<Store, Failure> {
+/// The lock file that keeps two servers off one data directory.
+const LOCK_FILE: &str = "server.lock";
+
+/// Held while a server uses a data directory: a second `ferry serve` or `ferry up` on
+/// it would take the first one's built-in jobs for interrupted ones.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Takes the data directory's lock, or says who holds it.
+pub fn lock_data_dir(dir: &Path) -> Result<DirLock, Failure> {
+    let path = dir.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(bad_input(format!(
+                "another Ferry server{} is running with the data directory {}; stop it first, or give this one its own --data-dir",
+                match holder.trim() {
+                    "" => String::new(),
+                    pid => format!(" (process {pid})"),
+                },
+                dir.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(Failure::Error(anyhow::anyhow!(
+                "cannot lock {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    use std::io::Write;
+    let _ = file.set_len(0);
+    let _ = write!(file, "{}", std::process::id());
+    Ok(DirLock { _file: file })
+}
+
+/// Creates the data directory (owner only), takes its lock and opens the store it or
+/// `--database-url` names.
+pub async fn open_store(opts: &ServeOptions) -> Result<(Store, DirLock), Failure> {
     create_data_dir(&opts.data_dir)?;
+    let lock = lock_data_dir(&opts.data_dir)?;
     let store = match &opts.database_url {
         Some(url) => Store::connect(url).await.map_err(|e| {
             Failure::Error(anyhow::anyhow!(
@@ -75,7 +122,7 @@ pub async fn open_store(opts: &ServeOptions) -> Result<Store, Failure> {
             ))
         })?,
     };
-    Ok(store)
+    Ok((store, lock))
 }
 
 /// Creates `dir` (and parents) readable by its owner only.
@@ -138,6 +185,7 @@ pub struct Server {
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     addr: SocketAddr,
+    _lock: DirLock,
 }
 
 impl Server {
@@ -146,6 +194,7 @@ impl Server {
         opts: &ServeOptions,
         store: Store,
         listener: TcpListener,
+        lock: DirLock,
     ) -> Result<Server, Failure> {
         let addr = listener
             .local_addr()
@@ -185,6 +234,7 @@ impl Server {
             shutdown,
             http,
             addr,
+            _lock: lock,
         })
     }
 

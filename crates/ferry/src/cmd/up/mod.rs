@@ -30,12 +30,12 @@ pub fn up(global: &Global, args: UpArgs) -> Result<(), Failure> {
     let opts = ServeOptions::resolve(&serve_args, global.data_dir.clone())?;
     crate::logging::init(&opts.log_level)?;
     super::serve::runtime()?.block_on(async move {
-        let store = super::serve::open_store(&opts).await?;
+        let (store, lock) = super::serve::open_store(&opts).await?;
         let (token, new_token) = admin::up_token(&store, &opts.data_dir)
             .await
             .map_err(Failure::Error)?;
         let (listener, moved_from) = listen(opts.listen, explicit_listen).await?;
-        let server = Server::start(&opts, store.clone(), listener).await?;
+        let server = Server::start(&opts, store, listener, lock).await?;
         let url = server.url();
 
         let run = if args.no_example {
