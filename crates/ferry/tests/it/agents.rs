@@ -285,3 +285,74 @@ fn an_agent_killed_mid_job_loses_it_within_30s_and_another_reruns_it() {
     assert!(kinds.contains(&"job.lost"), "{kinds:?}");
     assert!(kinds.contains(&"job.retried"), "{kinds:?}");
 }
+
+const SLOW: &str = r#"
+on: [manual]
+jobs:
+  slow:
+    runs-on: [pool]
+    steps:
+      - run: echo "working" && sleep 3 && echo "finished"
+"#;
+
+#[test]
+fn sigterm_lets_the_agents_running_job_finish_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &["--executor-jobs", "0"]);
+    let admin = server.token.clone().expect("admin token");
+    let token = agent_token(&server, &admin);
+    let repo = Repo::new(&[("ferry.yml", SLOW)]);
+    add_project(&server, &admin, "slow", repo.path());
+    let mut agent = start_agent(dir.path(), &server.url, &token, "drained", "pool", &[]);
+    let id = trigger(&server, &admin, "slow");
+    wait_until(
+        &server,
+        &admin,
+        id,
+        Duration::from_secs(60),
+        "the job to start",
+        |d| job(d, "slow")["status"] == "running",
+    );
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(agent.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = agent.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not stop:\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0), "{}", agent.log_text());
+    assert_eq!(
+        job(&crate::harness::run_detail(&server, &admin, id), "slow")["status"],
+        "success",
+        "the job reported before the agent left"
+    );
+    let detail = wait_finished(&server, &admin, id, Duration::from_secs(30));
+    assert_eq!(detail["run"]["status"], "success", "{detail:#}");
+    assert!(job_log(&server, &admin, id, "slow").contains("finished"));
+}
+
+#[test]
+fn an_agents_job_sees_what_started_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &["--executor-jobs", "0"]);
+    let admin = server.token.clone().expect("admin token");
+    let token = agent_token(&server, &admin);
+    let repo = Repo::new(&[(
+        "ferry.yml",
+        "on: [manual]\njobs:\n  show:\n    runs-on: [pool]\n    steps:\n      - run: echo \"event=${{ ferry.event }} branch=$FERRY_BRANCH\"\n",
+    )]);
+    add_project(&server, &admin, "event", repo.path());
+    let _agent = start_agent(dir.path(), &server.url, &token, "eventful", "pool", &[]);
+    let id = trigger(&server, &admin, "event");
+    let detail = wait_finished(&server, &admin, id, Duration::from_secs(60));
+    assert_eq!(detail["run"]["status"], "success", "{detail:#}");
+    let log = job_log(&server, &admin, id, "show");
+    assert!(log.contains("event=api branch=main"), "{log}");
+}

@@ -73,7 +73,8 @@ impl ServerProc {
                         token = Some(t.to_string());
                     }
                     if let Some(u) = line.strip_prefix(url_prefix) {
-                        url = Some(u.trim().trim_end_matches('.').to_string());
+                        let first = u.split_whitespace().next().unwrap_or("");
+                        url = Some(first.trim_end_matches('.').to_string());
                     }
                     if line.starts_with(ready) {
                         break;

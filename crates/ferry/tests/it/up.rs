@@ -117,3 +117,28 @@ fn up_serves_the_example_and_its_run_turns_green() {
     let detail = wait_finished(&again, &token, second, Duration::from_secs(90));
     assert_eq!(detail["run"]["status"], "success", "{detail:#}");
 }
+
+#[test]
+fn up_moves_to_the_next_free_port_when_7878_is_taken() {
+    // Hold the default port (if something else holds it already, so much the better).
+    let _taken = std::net::TcpListener::bind("127.0.0.1:7878");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cmd = ferry(&data);
+    cmd.args(["up", "--no-example"]).env_remove("FERRY_LISTEN");
+    let up = ServerProc::spawn(
+        cmd,
+        &data,
+        "Ferry is running at ",
+        "Ctrl-C stops the server",
+    );
+    let printed = up.lines.lock().unwrap().join("\n");
+    assert!(printed.contains("(port 7878 was taken)"), "{printed}");
+    assert_ne!(up.port(), 7878);
+    assert!((7879..=7898).contains(&up.port()), "{}", up.url);
+    assert!(
+        printed.contains(&format!("export FERRY_SERVER={}", up.url)),
+        "{printed}"
+    );
+    assert!(!printed.contains("Example run:"), "--no-example: {printed}");
+}

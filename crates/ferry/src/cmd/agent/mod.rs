@@ -194,7 +194,12 @@ impl Worker {
             sha: a.sha.clone(),
             branch: a.branch.clone(),
             tag: a.tag.clone(),
-            event: "push".to_string(),
+            // Servers before `event` was sent leave it empty.
+            event: if a.event.is_empty() {
+                "push".to_string()
+            } else {
+                a.event.clone()
+            },
             needs: a.needs.clone(),
             artifacts: a.artifacts.clone(),
             secrets: a.secrets.clone(),
