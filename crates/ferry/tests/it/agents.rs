@@ -356,3 +356,32 @@ fn an_agents_job_sees_what_started_its_run() {
     let log = job_log(&server, &admin, id, "show");
     assert!(log.contains("event=api branch=main"), "{log}");
 }
+
+#[test]
+fn an_agent_with_a_refused_token_stops_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &["--executor-jobs", "0"]);
+    let mut agent = start_agent(
+        dir.path(),
+        &server.url,
+        "ferry_not-a-real-token",
+        "rejected",
+        "pool",
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = agent.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent kept going:\n{}",
+            agent.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(2));
+    let log = agent.log_text();
+    assert!(log.contains("error:") && log.contains("hint:"), "{log}");
+}

@@ -79,6 +79,7 @@ fn details(data: &serde_json::Value) -> String {
     match data {
         serde_json::Value::Object(map) => map
             .iter()
+            .filter(|(_, v)| !v.is_null())
             .map(|(k, v)| match v {
                 serde_json::Value::String(s) => format!("{k}={s}"),
                 other => format!("{k}={other}"),
