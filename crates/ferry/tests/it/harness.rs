@@ -361,16 +361,28 @@ pub fn started_by(server: &ServerProc, token: &str, run: i64, job: &str) -> Vec<
 
 /// A plain HTTP GET; returns the status line and headers.
 pub fn http_head(url: &str) -> String {
+    http_get(url, None).0
+}
+
+/// A plain HTTP GET with an optional cookie; returns the head and the body.
+pub fn http_get(url: &str, cookie: Option<&str>) -> (String, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let mut stream = std::net::TcpStream::connect(host).expect("connect to the server");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{cookie}Connection: close\r\n\r\n"
     )
     .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer.split("\r\n\r\n").next().unwrap_or("").to_string()
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) => (head.to_string(), body.to_string()),
+        None => (answer, String::new()),
+    }
 }

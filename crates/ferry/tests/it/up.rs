@@ -79,10 +79,24 @@ fn up_serves_the_example_and_its_run_turns_green() {
     assert_eq!(detail["run"]["status"], "success", "{detail:#}");
     assert_eq!(detail["run"]["project"], "static-site");
 
-    // The printed link signs the browser in.
+    // The printed link signs the browser in, and the run's page shows the run.
     let head = http_head(&open);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("set-cookie:"), "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().to_string())
+        })
+        .expect("a session cookie");
+    let cookie = cookie.split(';').next().unwrap_or("").to_string();
+    let (head, body) = crate::harness::http_get(&run_url, Some(&cookie));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        body.contains("static-site"),
+        "the run page names the project"
+    );
 
     let status = up.signal_and_wait(Signal::SIGINT, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0));
