@@ -62,7 +62,17 @@ pub const TOOLS: &[Tool] = &[
     Tool {
         package: "iproute2",
         probe: Probe::Program("ip"),
-        why: "network namespaces for service tests",
+        why: "network namespaces for agents on their own test hosts",
+    },
+    Tool {
+        package: "chromium",
+        probe: Probe::Program("chromium"),
+        why: "the web UI's tests in a real headless browser",
+    },
+    Tool {
+        package: "chromium-driver",
+        probe: Probe::Program("chromedriver"),
+        why: "WebDriver for driving Chromium in the UI tests",
     },
 ];
 
