@@ -456,3 +456,44 @@ fn approve_cancel_rerun_and_trigger_wait_through_the_cli() {
     let detail = wait_finished(&server, &token, id, Duration::from_secs(30));
     assert_eq!(detail["run"]["status"], "cancelled", "{detail:#}");
 }
+
+#[test]
+fn the_config_file_sits_under_variables_and_its_poll_interval_starts_push_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // Read from the data directory by default; its `listen` (port 1) loses to
+    // FERRY_LISTEN, its other keys apply.
+    std::fs::write(
+        data.join("ferry-server.yml"),
+        "listen: 127.0.0.1:1\npoll-interval: 1s\nexecutor-jobs: 1\n",
+    )
+    .unwrap();
+    let mut cmd = ferry(&data);
+    cmd.arg("serve").env("FERRY_LISTEN", "127.0.0.1:0");
+    let server = ServerProc::spawn(
+        cmd,
+        &data,
+        "Ferry is listening on ",
+        "Ferry is listening on ",
+    );
+    assert_ne!(server.port(), 1);
+    let token = server.token.clone().expect("admin token");
+    let repo = Repo::new(&[("ferry.yml", PIPELINE)]);
+    add_project(&server, &token, "polled", repo.path());
+    // The first poll only clones; a commit after it is a push.
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::write(repo.path().join("CHANGELOG"), "polled\n").unwrap();
+    repo.commit_all("a change the poller finds");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runs = loop {
+        let runs = json(server.cli(&token).args(["runs", "--project", "polled"]));
+        if runs.as_array().is_some_and(|r| !r.is_empty()) {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "the poller started no run");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(runs[0]["trigger"], "push", "{runs:#}");
+    assert_eq!(runs[0]["branch"], "main", "{runs:#}");
+}
