@@ -385,3 +385,52 @@ fn an_agent_with_a_refused_token_stops_with_exit_2() {
     let log = agent.log_text();
     assert!(log.contains("error:") && log.contains("hint:"), "{log}");
 }
+
+const ENDLESS: &str = r#"
+on: [manual]
+jobs:
+  endless:
+    runs-on: [pool]
+    steps:
+      - run: echo "waiting forever" && sleep 300
+"#;
+
+#[test]
+fn cancelling_a_run_stops_its_job_on_an_agent_at_the_next_heartbeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProc::start(&dir.path().join("data"), &["--executor-jobs", "0"]);
+    let admin = server.token.clone().expect("admin token");
+    let token = agent_token(&server, &admin);
+    let repo = Repo::new(&[("ferry.yml", ENDLESS)]);
+    add_project(&server, &admin, "endless", repo.path());
+    let _agent = start_agent(dir.path(), &server.url, &token, "patient", "pool", &[]);
+    let id = trigger(&server, &admin, "endless");
+    wait_until(
+        &server,
+        &admin,
+        id,
+        Duration::from_secs(60),
+        "the job to print",
+        |_| job_log(&server, &admin, id, "endless").contains("waiting forever"),
+    );
+    let out = crate::support::output(server.cli(&admin).args(["cancel", &id.to_string()]));
+    assert!(out.status.success());
+    let cancelled = Instant::now();
+    let detail = wait_until(
+        &server,
+        &admin,
+        id,
+        Duration::from_secs(30),
+        "the job to stop",
+        |d| job(d, "endless")["status"] == "cancelled",
+    );
+    // Heartbeats come every 5 s; the step gets SIGTERM at once.
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        cancelled.elapsed()
+    );
+    let _ = detail;
+    let detail = wait_finished(&server, &admin, id, Duration::from_secs(30));
+    assert_eq!(detail["run"]["status"], "cancelled", "{detail:#}");
+}
