@@ -12,6 +12,7 @@ use crate::exit::{Failure, bad_input};
 use ferry_engine::server::{Core, TriggerOutcome, TriggerRequest};
 use ferry_store::db::NewProject;
 use ferry_types::Trigger;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
 use tokio::net::TcpListener;
@@ -49,6 +50,7 @@ pub fn up(global: &Global, args: UpArgs) -> Result<(), Failure> {
             token: &token,
             new_token,
             data_dir: &opts.data_dir,
+            postgres: opts.database_url.is_some(),
             run,
         });
         server.run_until_signal().await
@@ -133,60 +135,124 @@ struct Summary<'a> {
     token: &'a str,
     new_token: bool,
     data_dir: &'a Path,
+    postgres: bool,
     run: Option<ExampleRun>,
 }
 
 fn print_summary(s: &Summary<'_>) {
+    let mut out = std::io::stdout().lock();
+    // A closed standard output is no reason to stop serving.
+    let _ = write_summary(&mut out, s);
+    let _ = out.flush();
+}
+
+fn write_summary(out: &mut impl Write, s: &Summary<'_>) -> std::io::Result<()> {
     let token_file = admin::token_file(s.data_dir);
-    println!();
+    writeln!(out)?;
     match s.moved_from {
-        Some(port) => println!("Ferry is running at {} (port {port} was taken).", s.url),
-        None => println!("Ferry is running at {}.", s.url),
+        Some(port) => writeln!(
+            out,
+            "Ferry is running at {} (port {port} was taken).",
+            s.url
+        )?,
+        None => writeln!(out, "Ferry is running at {}.", s.url)?,
     }
-    println!();
+    writeln!(out)?;
     let next = match &s.run {
         Some(Ok(id)) => format!("/runs/{id}"),
         _ => "/".to_string(),
     };
-    println!(
+    writeln!(
+        out,
         "  Open in your browser:  {}/login?token={}&next={next}",
         s.url, s.token
-    );
+    )?;
     match &s.run {
-        Some(Ok(id)) => println!(
+        Some(Ok(id)) => writeln!(
+            out,
             "  Example run:           {}/runs/{id}  (the `{}` pipeline, running now)",
             s.url,
             example::NAME
-        ),
-        Some(Err(why)) => println!("  Example run:           not started: {why}"),
+        )?,
+        Some(Err(why)) => writeln!(out, "  Example run:           not started: {why}")?,
         None => {}
     }
-    println!(
+    writeln!(
+        out,
         "  Admin token:           {}{}",
         s.token,
         if s.new_token { "  (new)" } else { "" }
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "                         kept in {} (mode 0600); the CLI reads it from there",
         token_file.display()
-    );
-    println!(
-        "  Data:                  {} (SQLite database ferry.db)",
+    )?;
+    let database = if s.postgres {
+        "state in PostgreSQL"
+    } else {
+        "SQLite database ferry.db"
+    };
+    writeln!(
+        out,
+        "  Data:                  {} ({database})",
         s.data_dir.display()
-    );
+    )?;
     if s.run.is_some() {
-        println!(
+        writeln!(
+            out,
             "  Example repository:    {}",
             example::repo_dir(s.data_dir).display()
-        );
+        )?;
     }
-    println!();
+    writeln!(out)?;
     if s.moved_from.is_some() {
-        println!(
+        writeln!(
+            out,
             "Point the CLI at this server first: export FERRY_SERVER={}",
             s.url
-        );
+        )?;
     }
-    println!("Try `ferry runs`, `ferry logs <RUN> -f`, `ferry project add NAME --repo PATH`.");
-    println!("Ctrl-C stops the server; `ferry up` again picks up where this one left off.");
+    writeln!(
+        out,
+        "Try `ferry runs`, `ferry logs <RUN> -f`, `ferry project add NAME --repo PATH`."
+    )?;
+    writeln!(
+        out,
+        "Ctrl-C stops the server; `ferry up` again picks up where this one left off."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_where_to_look_and_where_things_are() {
+        let summary = Summary {
+            url: "http://127.0.0.1:7879",
+            moved_from: Some(7878),
+            token: "ferry_TOKEN",
+            new_token: true,
+            data_dir: Path::new("/home/ana/.local/share/ferry"),
+            postgres: false,
+            run: Some(Ok(1)),
+        };
+        let mut out = Vec::new();
+        write_summary(&mut out, &summary).unwrap();
+        insta::assert_snapshot!(String::from_utf8(out).unwrap(), @r"
+        Ferry is running at http://127.0.0.1:7879 (port 7878 was taken).
+
+          Open in your browser:  http://127.0.0.1:7879/login?token=ferry_TOKEN&next=/runs/1
+          Example run:           http://127.0.0.1:7879/runs/1  (the `static-site` pipeline, running now)
+          Admin token:           ferry_TOKEN  (new)
+                                 kept in /home/ana/.local/share/ferry/admin.token (mode 0600); the CLI reads it from there
+          Data:                  /home/ana/.local/share/ferry (SQLite database ferry.db)
+          Example repository:    /home/ana/.local/share/ferry/examples/static-site
+
+        Point the CLI at this server first: export FERRY_SERVER=http://127.0.0.1:7879
+        Try `ferry runs`, `ferry logs <RUN> -f`, `ferry project add NAME --repo PATH`.
+        Ctrl-C stops the server; `ferry up` again picks up where this one left off.
+        ");
+    }
 }
