@@ -170,17 +170,23 @@ jobs:
 fn two_agents_with_different_labels_one_in_a_network_namespace() {
     let ns = Netns::create();
     let dir = tempfile::tempdir().unwrap();
-    // Listening on every address lets the namespace reach the server through the
-    // veth pair (10.231.x.1); the other agent and the CLI use loopback.
+    // The server listens on the host's end of the veth pair only: the namespace
+    // reaches it there, and so do the other agent and the CLI on this host.
+    let listen = format!("{}:0", ns.host_ip);
     let server = ServerProc::start(
         &dir.path().join("data"),
-        &["--listen", "0.0.0.0:0", "--executor-jobs", "0"],
+        &["--listen", &listen, "--executor-jobs", "0"],
     );
     let admin = server.token.clone().expect("admin token");
     let token = agent_token(&server, &admin);
     let repo = Repo::new(&[("ferry.yml", TWO_PLACES)]);
     add_project(&server, &admin, "places", repo.path());
-    let remote_url = format!("http://{}:{}", ns.host_ip, server.port());
+    assert!(
+        server.url.starts_with(&format!("http://{}:", ns.host_ip)),
+        "{}",
+        server.url
+    );
+    let remote_url = server.url.clone();
     let _inside = start_agent(
         dir.path(),
         &remote_url,
