@@ -14,7 +14,7 @@ use indexmap::IndexMap;
 use marked_yaml::Node;
 
 /// Keys of the top level.
-pub(crate) const TOP_KEYS: &[&str] = &["name", "on", "env", "jobs"];
+pub(crate) const TOP_KEYS: &[&str] = &["name", "on", "env", "jobs", "deploy"];
 /// Keys of `on`.
 pub(crate) const ON_KEYS: &[&str] = &["push", "schedule", "manual"];
 /// Keys of `on.push`.
@@ -111,7 +111,7 @@ pub(crate) fn pipeline(cx: &mut Cx, root: &Node, default_name: String) -> Option
     let map = cx.mapping(
         root,
         "",
-        "a mapping of `name`, `on`, `env` and `jobs`",
+        "a mapping of `name`, `on`, `env`, `jobs` and `deploy`",
         TOP_KEYS,
     )?;
     let name = map
@@ -132,10 +132,19 @@ pub(crate) fn pipeline(cx: &mut Cx, root: &Node, default_name: String) -> Option
         .get_node("env")
         .map(|n| cx.env_templates(n, "env", &mut seen))
         .unwrap_or_default();
+    let deploy = map
+        .get_node("deploy")
+        .and_then(|n| crate::deploy::deploy(cx, n));
     let jobs = match map.get_node("jobs") {
         Some(n) => {
             let (jobs, spans) = crate::job::jobs(cx, n);
             crate::graph::check(cx, &jobs, &spans);
+            let wanted: Vec<_> = spans.values().filter_map(|s| s.deploy.clone()).collect();
+            // A broken `deploy` section was reported already; naming one of its
+            // environments is then not a second problem.
+            if deploy.is_some() || map.get_node("deploy").is_none() {
+                crate::deploy::check_jobs(cx, deploy.as_ref(), &wanted);
+            }
             jobs
         }
         None => {
@@ -154,6 +163,7 @@ pub(crate) fn pipeline(cx: &mut Cx, root: &Node, default_name: String) -> Option
         on,
         env,
         jobs,
+        deploy,
     })
 }
 

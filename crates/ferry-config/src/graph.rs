@@ -149,6 +149,7 @@ mod tests {
             runs_on: Vec::new(),
             working_directory: None,
             shell: None,
+            deploy: None,
         };
         (id.into(), job)
     }

@@ -26,6 +26,7 @@ pub(crate) const JOB_KEYS: &[&str] = &[
     "runs-on",
     "working-directory",
     "shell",
+    "deploy",
 ];
 /// Keys of a step.
 pub(crate) const STEP_KEYS: &[&str] = &[
@@ -53,6 +54,8 @@ pub(crate) const CONCURRENCY_KEYS: &[&str] = &["group", "cancel-in-progress"];
 pub(crate) struct JobSpans {
     /// Each `needs` entry.
     pub needs: Vec<At<String>>,
+    /// `deploy`, checked against the `deploy` section's environments.
+    pub deploy: Option<At<String>>,
 }
 
 /// Reads `jobs`.
@@ -99,8 +102,8 @@ pub(crate) fn jobs(
                 "use letters, digits, `-` and `_`, e.g. `build` or `test-linux`",
             );
         }
-        if let Some((job, needs)) = job(cx, &id, v, &key, at) {
-            spans.insert(id.clone(), JobSpans { needs });
+        if let Some((job, span)) = job(cx, &id, v, &key, at) {
+            spans.insert(id.clone(), span);
             jobs.insert(id, job);
         }
     }
@@ -113,7 +116,7 @@ fn job(
     node: &Node,
     key: &str,
     at: (usize, usize),
-) -> Option<(Job, Vec<At<String>>)> {
+) -> Option<(Job, JobSpans)> {
     let map = cx.mapping(node, key, "a job (a mapping with `steps`)", JOB_KEYS)?;
     let k = |name: &str| join_key(key, name);
     let mut seen = Vec::new();
@@ -198,6 +201,9 @@ fn job(
     let shell = map
         .get_node("shell")
         .and_then(|n| shell(cx, n, &k("shell")));
+    let deploy = map
+        .get_node("deploy")
+        .and_then(|n| cx.string(n, &k("deploy")));
     let job = Job {
         id: id.to_string(),
         needs: needs.iter().map(|n| n.value.clone()).collect(),
@@ -217,9 +223,10 @@ fn job(
         runs_on,
         working_directory,
         shell,
+        deploy: deploy.as_ref().map(|d| d.value.clone()),
     };
     check_refs(cx, &job, &seen);
-    Some((job, needs))
+    Some((job, JobSpans { needs, deploy }))
 }
 
 /// `matrix.X` must name a matrix key and `needs.X` a needed job.
@@ -276,7 +283,7 @@ fn check_refs(cx: &mut Cx, job: &Job, seen: &[SeenRefs]) {
     }
 }
 
-fn steps(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Vec<Step> {
+pub(crate) fn steps(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Vec<Step> {
     let Some(items) = node.as_sequence() else {
         cx.wrong_type(node, key, "a list of steps");
         return Vec::new();

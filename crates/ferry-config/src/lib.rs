@@ -2,7 +2,8 @@
 //!
 //! Parsing goes in passes: the YAML is read into a tree with source positions
 //! (`yaml`, which also finds keys given twice from the parser's events); the tree is
-//! walked once (`convert`, `job`, `settings`, `matrix`), checking keys and types level
+//! walked once (`convert`, `job`, `settings`, `matrix`, and `deploy` with `strategy`
+//! for the `deploy:` section), checking keys and types level
 //! by level and converting into the validated [`model`] types as it goes; then the
 //! checks that need the whole file run (`graph`: unknown `needs` and cycles). Every
 //! reader records its problem and lets the walk go on, so [`parse`] returns either a
@@ -11,11 +12,12 @@
 //! Start reading at [`parse`]. Expressions (`if:` and `${{ … }}`) live in [`expr`]
 //! (CEL via the `cel` crate) and `template`; the JSON schema for editors is derived
 //! from the wire structs in `schema`, which a test keeps in step with the walk's key
-//! tables. The user-facing reference is `docs/pipeline.md`.
+//! tables. The user-facing references are `docs/pipeline.md` and `docs/deploy.md`.
 #![deny(missing_docs)]
 
 mod convert;
 mod cx;
+mod deploy;
 pub mod diagnostic;
 pub mod expr;
 mod graph;
@@ -24,7 +26,9 @@ mod job;
 mod matrix;
 pub mod model;
 mod schema;
+mod schema_deploy;
 mod settings;
+mod strategy;
 mod template;
 mod yaml;
 

@@ -10,6 +10,9 @@ use indexmap::IndexMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod deploy;
+pub use deploy::*;
+
 /// A whole `ferry.yml`.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -23,6 +26,8 @@ pub struct Pipeline {
     pub env: IndexMap<String, String>,
     /// `jobs`, in file order, keyed by job id (before matrix expansion).
     pub jobs: IndexMap<String, Job>,
+    /// `deploy`: the service this repository deploys, and its environments.
+    pub deploy: Option<Deploy>,
 }
 
 /// The `on` block.
@@ -111,6 +116,9 @@ pub struct Job {
     pub working_directory: Option<String>,
     /// `shell` default for the job's steps.
     pub shell: Option<Shell>,
+    /// `deploy`: after its steps, the job deploys to this environment of
+    /// [`Pipeline::deploy`] (which is then known to exist).
+    pub deploy: Option<String>,
 }
 
 /// One step of a job.

@@ -26,12 +26,14 @@ struct File {
     env: Option<IndexMap<String, Scalar>>,
     /// The jobs, keyed by job id (letters, digits, `-` and `_`).
     jobs: IndexMap<String, Job>,
+    /// The service this repository deploys and its environments (see `docs/deploy.md`).
+    deploy: Option<crate::schema_deploy::Deploy>,
 }
 
 /// A YAML scalar.
 #[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
-enum Scalar {
+pub(crate) enum Scalar {
     String(String),
     Int(i64),
     Float(f64),
@@ -154,6 +156,8 @@ struct Job {
     working_directory: Option<String>,
     /// Default shell of the steps: `bash`, `sh`, or a command with `{0}`.
     shell: Option<String>,
+    /// After its steps, deploy to this environment of the `deploy` section.
+    deploy: Option<String>,
 }
 
 /// An `if:` condition: a CEL expression, or `true`/`false`.
@@ -167,7 +171,7 @@ enum Condition {
 /// A step: a command, or a mapping with `run`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
-enum Step {
+pub(crate) enum Step {
     Run(String),
     Full(StepMap),
 }
@@ -175,7 +179,7 @@ enum Step {
 /// A step with settings.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct StepMap {
+pub(crate) struct StepMap {
     /// Shown in output instead of the command.
     name: Option<String>,
     /// The script; may hold templates.
@@ -253,7 +257,7 @@ struct Matrix {
 /// `approval`: `true`, or `{ message }`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(untagged)]
-enum Approval {
+pub(crate) enum Approval {
     Required(bool),
     Full(ApprovalMap),
 }
@@ -261,7 +265,7 @@ enum Approval {
 /// `approval` as a mapping.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ApprovalMap {
+pub(crate) struct ApprovalMap {
     /// Shown to the approver.
     message: Option<String>,
 }
@@ -378,5 +382,44 @@ mod tests {
             set(crate::job::CONCURRENCY_KEYS)
         );
         assert_eq!(s["$defs"]["Job"]["additionalProperties"], false);
+        assert_eq!(keys_of(&s, Some("Deploy")), set(crate::deploy::DEPLOY_KEYS));
+        assert_eq!(
+            keys_of(&s, Some("Healthcheck")),
+            set(crate::deploy::HEALTHCHECK_KEYS)
+        );
+        assert_eq!(
+            keys_of(&s, Some("Environment")),
+            set(crate::deploy::ENVIRONMENT_KEYS)
+        );
+        assert_eq!(keys_of(&s, Some("Route")), set(crate::deploy::ROUTE_KEYS));
+        assert_eq!(
+            keys_of(&s, Some("StrategyMap")),
+            set(crate::strategy::STRATEGIES)
+        );
+        assert_eq!(
+            keys_of(&s, Some("Rolling")),
+            set(crate::strategy::ROLLING_KEYS)
+        );
+        assert_eq!(
+            keys_of(&s, Some("BlueGreen")),
+            set(crate::strategy::BLUE_GREEN_KEYS)
+        );
+        assert_eq!(
+            keys_of(&s, Some("Canary")),
+            set(crate::strategy::CANARY_KEYS)
+        );
+        assert_eq!(
+            keys_of(&s, Some("CanaryStep")),
+            set(crate::strategy::CANARY_STEP_KEYS)
+        );
+        assert_eq!(
+            keys_of(&s, Some("Analysis")),
+            set(crate::strategy::ANALYSIS_KEYS)
+        );
+        let names: Vec<&str> = s["$defs"]["StrategyName"]["enum"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, crate::strategy::STRATEGIES);
     }
 }
