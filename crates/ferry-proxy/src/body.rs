@@ -1,0 +1,141 @@
+//! Body wrappers: a request body that can be taken back when the backend never
+//! connected, and a response body that keeps its release in flight until it ends.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::table::InFlight;
+
+/// The error type of bodies the proxy sends to clients.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of the proxy's responses.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
+
+/// A request body shared with the proxy until the client starts reading it, so that on
+/// a connect error the untouched body can be sent to the next instance.
+pub(crate) struct Reclaimable {
+    slot: Arc<Mutex<Option<Incoming>>>,
+    taken: Option<Incoming>,
+    hint: SizeHint,
+    end: bool,
+}
+
+impl Reclaimable {
+    pub(crate) fn new(body: Incoming) -> (Self, Arc<Mutex<Option<Incoming>>>) {
+        let hint = body.size_hint();
+        let end = body.is_end_stream();
+        let slot = Arc::new(Mutex::new(Some(body)));
+        (
+            Self {
+                slot: slot.clone(),
+                taken: None,
+                hint,
+                end,
+            },
+            slot,
+        )
+    }
+
+    pub(crate) fn from_slot(slot: Arc<Mutex<Option<Incoming>>>) -> Option<Self> {
+        let (hint, end) = {
+            let guard = slot.lock().ok()?;
+            let body = guard.as_ref()?;
+            (body.size_hint(), body.is_end_stream())
+        };
+        Some(Self {
+            slot,
+            taken: None,
+            hint,
+            end,
+        })
+    }
+}
+
+impl Body for Reclaimable {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if self.taken.is_none() {
+            let taken = self.slot.lock().ok().and_then(|mut s| s.take());
+            match taken {
+                Some(body) => self.taken = Some(body),
+                // Another attempt owns the body (cannot happen: attempts are serial).
+                None => return Poll::Ready(None),
+            }
+        }
+        match self.taken.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.taken {
+            Some(body) => body.is_end_stream(),
+            None => self.end,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.taken {
+            Some(body) => body.size_hint(),
+            None => self.hint,
+        }
+    }
+}
+
+/// A response body that holds its release's in-flight count and reports when it ends.
+struct Guarded<B> {
+    inner: B,
+    _in_flight: InFlight,
+}
+
+impl<B> Body for Guarded<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Boxes a backend body so the release stays in flight until the body is done.
+pub(crate) fn guarded(inner: Incoming, in_flight: InFlight) -> ProxyBody {
+    BoxBody::new(Guarded {
+        inner,
+        _in_flight: in_flight,
+    })
+}
+
+/// A complete body from text.
+pub(crate) fn full(text: impl Into<Bytes>) -> ProxyBody {
+    http_body_util::Full::new(text.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
