@@ -11,7 +11,8 @@
 //! Start reading at [`Proxy::handle`] (one request) and [`serve`] (the listener).
 //!
 //! The proxy speaks HTTP/1.1 and HTTP/2 (prior knowledge) to clients and HTTP/1.1 to
-//! backends, streams bodies without buffering, passes upgrades (WebSockets) through,
+//! backends (TLS to clients from certificate files: [`tls::server_config`] and
+//! [`serve_tls`]), streams bodies without buffering, passes upgrades (WebSockets) through,
 //! and answers 404 when no route matches and 502 when no instance answers.
 
 #![deny(missing_docs)]
@@ -21,9 +22,10 @@ mod metrics;
 mod proxy;
 mod serve;
 mod table;
+pub mod tls;
 
 pub use body::{BoxError, ProxyBody};
 pub use metrics::{Metrics, Stats};
 pub use proxy::Proxy;
-pub use serve::serve;
+pub use serve::{serve, serve_tls};
 pub use table::{HostMatch, Release, Route, RouteTable, Service};

@@ -5,3 +5,4 @@ mod support;
 
 mod behaviour;
 mod switching;
+mod tls;
