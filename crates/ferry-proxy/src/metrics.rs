@@ -120,6 +120,16 @@ impl Metrics {
         }
     }
 
+    /// Drops the series of a release that is gone for good (after its instances
+    /// stopped and its numbers were used), so long-running servers keep bounded memory.
+    pub fn forget(&self, service: &str, release: &str) {
+        let mut all = self
+            .series
+            .lock()
+            .expect("metrics lock is never held across a panic");
+        all.remove(&(service.to_owned(), release.to_owned()));
+    }
+
     /// Every series in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let all = self
@@ -202,6 +212,9 @@ mod tests {
         assert!((s.error_rate - 0.05).abs() < 1e-9);
         assert_eq!(s.p95, Duration::from_millis(95));
         assert_eq!(m.stats("web", "v1", Duration::from_secs(60)).requests, 0);
+        m.forget("web", "v2");
+        assert_eq!(m.stats("web", "v2", Duration::from_secs(60)).requests, 0);
+        assert!(!m.render().contains("release=\"v2\""));
     }
 
     #[test]

@@ -56,7 +56,9 @@ impl Release {
     }
 
     /// Resolves when the release is retired and has no request in flight, so its
-    /// instances can be stopped without cutting anyone off.
+    /// instances can be stopped without cutting anyone off. A streamed response or an
+    /// upgraded connection (WebSocket) counts until it ends, so callers bound the wait
+    /// with their own drain timeout.
     pub async fn drained(&self) {
         loop {
             let notified = self.idle.notified();

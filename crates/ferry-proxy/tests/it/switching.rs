@@ -229,3 +229,45 @@ async fn switching_releases_ten_times_under_load_fails_no_request() {
         .sum();
     assert_eq!(served, ok.load(Ordering::Relaxed) as u64);
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish_and_refuses_new_connections() {
+    let proxy = start(single(Release::new("v1", vec![backend("v1").await]))).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(ferry_proxy::serve(
+        listener,
+        proxy.proxy.clone(),
+        shutdown.clone(),
+    ));
+    let c = client();
+    let slow = tokio::spawn({
+        let c = c.clone();
+        async move {
+            let resp = c
+                .request(
+                    Request::get(format!("http://{addr}/slow"))
+                        .body(empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            (
+                resp.status().as_u16(),
+                resp.into_body().collect().await.unwrap().to_bytes(),
+            )
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("serve returns")
+        .unwrap();
+    assert_eq!(slow.await.unwrap(), (200, bytes::Bytes::from_static(b"v1")));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
+}
