@@ -132,9 +132,14 @@ pub(crate) fn pipeline(cx: &mut Cx, root: &Node, default_name: String) -> Option
         .get_node("env")
         .map(|n| cx.env_templates(n, "env", &mut seen))
         .unwrap_or_default();
-    let deploy = map
-        .get_node("deploy")
-        .and_then(|n| crate::deploy::deploy(cx, n));
+    let deploy = map.get_node("deploy").and_then(|n| {
+        let at = map
+            .iter()
+            .find(|(k, _)| k.as_str() == "deploy")
+            .map(|(k, _)| crate::cx::key_pos(k))
+            .unwrap_or_else(|| pos(n));
+        crate::deploy::deploy(cx, n, at)
+    });
     let jobs = match map.get_node("jobs") {
         Some(n) => {
             let (jobs, spans) = crate::job::jobs(cx, n);

@@ -32,7 +32,7 @@ pub(crate) const ROUTE_KEYS: &[&str] = &["host", "path"];
 const TARGETS: &[&str] = &["process", "docker", "ssh"];
 
 /// Reads `deploy`; `None` (after recording why) when it cannot be used.
-pub(crate) fn deploy(cx: &mut Cx, node: &Node) -> Option<Deploy> {
+pub(crate) fn deploy(cx: &mut Cx, node: &Node, at: (usize, usize)) -> Option<Deploy> {
     const KEY: &str = "deploy";
     let map = cx.mapping(
         node,
@@ -48,7 +48,7 @@ pub(crate) fn deploy(cx: &mut Cx, node: &Node) -> Option<Deploy> {
             .and_then(|t| name_ok(cx, t, "service name")),
         None => {
             cx.error_hint(
-                pos(node),
+                at,
                 KEY,
                 "`deploy` has no `name`",
                 "name the service, e.g. `name: shop`",
@@ -84,7 +84,7 @@ pub(crate) fn deploy(cx: &mut Cx, node: &Node) -> Option<Deploy> {
             // Only report the missing key when neither was written at all.
             if map.get_node("command").is_none() && map.get_node("image").is_none() {
                 cx.error_hint(
-                    pos(node),
+                    at,
                     KEY,
                     "`deploy` has neither `command` nor `image`",
                     "add `command:` to run a process, or `image:` to run a container",
@@ -117,7 +117,7 @@ pub(crate) fn deploy(cx: &mut Cx, node: &Node) -> Option<Deploy> {
         Some(n) => environments(cx, n, &run, default_target, &mut seen),
         None => {
             cx.error_hint(
-                pos(node),
+                at,
                 KEY,
                 "`deploy` has no `environments`",
                 "add at least one, e.g. `environments: { staging: { target: process } }`",
@@ -131,7 +131,7 @@ pub(crate) fn deploy(cx: &mut Cx, node: &Node) -> Option<Deploy> {
         && let Some(env) = envs.values().find(|e| !e.routes.is_empty())
     {
         cx.error_hint(
-            pos(node),
+            at,
             KEY,
             format!(
                 "environment \"{}\" has `routes` but the service has no `port`",
@@ -151,6 +151,15 @@ pub(crate) fn deploy(cx: &mut Cx, node: &Node) -> Option<Deploy> {
         migrate,
         environments: environments?,
     })
+}
+
+/// Where a mapping starts: its first key (a mapping's own span starts at its first
+/// value); other nodes where they start.
+pub(crate) fn start(node: &Node) -> (usize, usize) {
+    match node.as_mapping().and_then(|m| m.iter().next()) {
+        Some((k, _)) => key_pos(k),
+        None => pos(node),
+    }
 }
 
 /// A name of letters, digits, `-` and `_`.
@@ -193,7 +202,7 @@ pub(crate) fn port(cx: &mut Cx, node: &Node, key: &str) -> Option<u16> {
     match cx.number(node, key, 65535)? {
         0 => {
             cx.error_hint(
-                pos(node),
+                start(node),
                 key,
                 "port 0 is not a port a service can listen on",
                 "use a port from 1 to 65535, e.g. `8080`",
@@ -252,7 +261,7 @@ fn healthcheck(cx: &mut Cx, node: &Node, key: &str) -> Option<Healthcheck> {
         None => {
             ok = false;
             cx.error_hint(
-                pos(node),
+                start(node),
                 key,
                 "`healthcheck` has no `path`",
                 "add the HTTP path that answers 200 when the service is ready, e.g. `path: /healthz`",
@@ -301,7 +310,7 @@ fn environments(
     };
     if map.is_empty() {
         cx.error_hint(
-            pos(node),
+            start(node),
             KEY,
             "`environments` is empty",
             "add at least one, e.g. `staging: { target: process }`",
@@ -318,7 +327,8 @@ fn environments(
             key: key.clone(),
         };
         let valid_name = name_ok(cx, at, "environment name").is_some();
-        match environment(cx, name.as_str(), v, &key, run, default_target, seen) {
+        let env_at = (key_pos(name), v);
+        match environment(cx, name.as_str(), env_at, &key, run, default_target, seen) {
             Some(env) if valid_name => {
                 out.insert(name.as_str().to_string(), env);
             }
@@ -331,7 +341,7 @@ fn environments(
 fn environment(
     cx: &mut Cx,
     name: &str,
-    node: &Node,
+    (at, node): ((usize, usize), &Node),
     key: &str,
     run: &Option<Run>,
     default_target: Target,
@@ -363,13 +373,13 @@ fn environment(
         Some(n) => {
             let list = cx.string_list(n, &k("hosts"));
             let mut hosts = Vec::new();
-            for h in list.unwrap_or_default() {
-                match host(cx, &h) {
+            for h in list.iter().flatten() {
+                match host(cx, h) {
                     Some(h) => hosts.push(h),
                     None => ok = false,
                 }
             }
-            if target == Target::Process {
+            if target == Target::Process && list.is_some() {
                 ok = false;
                 cx.error_hint(
                     pos(n),
@@ -385,7 +395,7 @@ fn environment(
     if target == Target::Ssh && map.get_node("hosts").is_none() {
         ok = false;
         cx.error_hint(
-            pos(node),
+            at,
             key,
             format!("environment \"{name}\" uses the `ssh` target but has no `hosts`"),
             "add `hosts:`, e.g. `hosts: [deploy@web1.example.com]`",
@@ -521,7 +531,7 @@ fn routes(cx: &mut Cx, node: &Node, key: &str, ok: &mut bool) -> Vec<Route> {
             Some(n) => cx.string(n, &join_key(&key, "host")),
             None => {
                 cx.error_hint(
-                    pos(item),
+                    start(item),
                     &key,
                     "the route has no `host`",
                     "add the host name it answers, e.g. `host: shop.example.com`",
@@ -559,7 +569,7 @@ fn routes(cx: &mut Cx, node: &Node, key: &str, ok: &mut bool) -> Vec<Route> {
             }),
             None => Some(At {
                 value: "/".into(),
-                pos: pos(item),
+                pos: start(item),
                 key: key.clone(),
             }),
         };

@@ -4,7 +4,7 @@
 
 use crate::convert::SeenRefs;
 use crate::cx::{Cx, ScalarKind, key_pos, pos, quote_list, scalar_kind, suggest};
-use crate::deploy::duration;
+use crate::deploy::{duration, start};
 use crate::model::*;
 use crate::yaml::join_key;
 use marked_yaml::Node;
@@ -43,7 +43,7 @@ pub(crate) fn strategy(
     let mut entries = map.iter();
     let (Some((name, settings_node)), None) = (entries.next(), entries.next()) else {
         cx.error_hint(
-            pos(node),
+            start(node),
             key,
             format!("`strategy` must have exactly one key, found {}", map.len()),
             format!("use one of {}", quote_list(STRATEGIES)),
@@ -125,7 +125,7 @@ fn rolling(cx: &mut Cx, node: Option<&Node>, key: &str) -> Option<Rolling> {
     }
     if out.instances == 0 {
         cx.error_hint(
-            pos(node),
+            start(node),
             &join_key(key, "instances"),
             "`instances` must be at least 1",
             "run one instance or more",
@@ -134,7 +134,7 @@ fn rolling(cx: &mut Cx, node: Option<&Node>, key: &str) -> Option<Rolling> {
     }
     if out.max_surge == 0 && out.max_unavailable == 0 {
         cx.error_hint(
-            pos(node),
+            start(node),
             key,
             "with `max_surge` and `max_unavailable` both 0 a rolling deploy cannot replace any instance",
             "allow at least one extra instance, e.g. `max_surge: 1`",
@@ -143,7 +143,7 @@ fn rolling(cx: &mut Cx, node: Option<&Node>, key: &str) -> Option<Rolling> {
     }
     if out.max_unavailable >= out.instances {
         cx.error_hint(
-            pos(node),
+            start(node),
             &join_key(key, "max_unavailable"),
             format!(
                 "`max_unavailable` ({}) would take all {} instances down at once",
@@ -224,7 +224,7 @@ fn canary_steps(cx: &mut Cx, node: &Node, key: &str) -> Option<Vec<CanaryStep>> 
     };
     if items.is_empty() {
         cx.error_hint(
-            pos(node),
+            start(node),
             key,
             "canary `steps` is empty",
             "add steps, e.g. `- { weight: 10, pause: 5m }`",
@@ -267,7 +267,7 @@ fn canary_steps(cx: &mut Cx, node: &Node, key: &str) -> Option<Vec<CanaryStep>> 
             }
             None => {
                 cx.error_hint(
-                    pos(item),
+                    start(item),
                     &key,
                     "the canary step has no `weight`",
                     "add the percent of requests for the new release, e.g. `weight: 10`",
@@ -338,7 +338,7 @@ fn error_rate(cx: &mut Cx, node: &Node, key: &str) -> Option<f64> {
                 format!("{HINT}; for percent, write `\"{text}%\"`")
             };
             cx.error_hint(
-                pos(node),
+                start(node),
                 key,
                 format!("error rate {text} is not between 0 and 1 (0% and 100%)"),
                 hint,
@@ -347,7 +347,7 @@ fn error_rate(cx: &mut Cx, node: &Node, key: &str) -> Option<f64> {
         }
         None => {
             cx.error_hint(
-                pos(node),
+                start(node),
                 key,
                 format!("expected a fraction or a percentage, found \"{text}\""),
                 HINT,

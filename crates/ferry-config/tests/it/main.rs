@@ -1,5 +1,6 @@
 //! Integration tests of `ferry.yml` parsing, validation and expressions.
 
+mod deploy;
 mod errors;
 mod eval;
 mod parse;
