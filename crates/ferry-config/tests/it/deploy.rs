@@ -356,3 +356,19 @@ fn reports_a_deploy_without_name_or_environments_and_bad_names() {
         deploy_errors("deploy:\n  name: my shop\n  command: ./shop\n  environments: {}\n")
     );
 }
+
+#[test]
+fn the_documentations_first_example_is_valid() {
+    let doc = include_str!("../../../../docs/deploy.md");
+    let first = doc
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/deploy.md has a yaml example");
+    let p = valid(first);
+    let d = p.deploy.expect("the example has a deploy section");
+    assert_eq!(p.jobs["ship"].deploy.as_deref(), Some("staging"));
+    let names: Vec<&str> = d.environments.keys().map(String::as_str).collect();
+    assert_eq!(names, ["staging", "production"]);
+    assert_eq!(d.environments["production"].hosts[1].port, 2222);
+}
