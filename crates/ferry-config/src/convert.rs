@@ -138,7 +138,14 @@ pub(crate) fn pipeline(cx: &mut Cx, root: &Node, default_name: String) -> Option
             .find(|(k, _)| k.as_str() == "deploy")
             .map(|(k, _)| crate::cx::key_pos(k))
             .unwrap_or_else(|| pos(n));
-        crate::deploy::deploy(cx, n, at)
+        let before = cx.diags.len();
+        let deploy = crate::deploy::deploy(cx, n, at);
+        // Every reader records why it gave up; should one not, the section must still
+        // not be dropped silently from a file that then counts as valid.
+        if deploy.is_none() && cx.diags.len() == before {
+            cx.error(at, "deploy", "the `deploy` section could not be read");
+        }
+        deploy
     });
     let jobs = match map.get_node("jobs") {
         Some(n) => {

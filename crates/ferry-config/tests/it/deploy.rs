@@ -372,3 +372,25 @@ fn the_documentations_first_example_is_valid() {
     assert_eq!(names, ["staging", "production"]);
     assert_eq!(d.environments["production"].hosts[1].port, 2222);
 }
+
+#[test]
+fn odd_deploy_sections_are_reported_not_panicked_on() {
+    let odd = [
+        "deploy: 5\n",
+        "deploy: []\n",
+        "deploy:\n  name: [a]\n  command: {a: 1}\n  environments: [staging]\n",
+        "deploy:\n  name: a\n  command: x\n  environments: {a: 5, b: [], c: {strategy: []}}\n",
+        "deploy:\n  name: a\n  command: x\n  environments: {a: {strategy: {canary: 5}}, b: {strategy: {}}}\n",
+        "deploy:\n  name: a\n  command: x\n  environments: {a: {strategy: {canary: {steps: [5, {}], analysis: []}}}}\n",
+        "deploy:\n  name: a\n  command: x\n  environments: {a: {routes: [5, {}], hosts: [[x]]}}\n",
+        "deploy:\n  name: a\n  command: x\n  healthcheck: /healthz\n  environments: {a: {strategy: {recreate: {}}}}\n",
+        "deploy:\n  name: a\n  command: x\n  healthcheck: {path: /, retries: 0}\n  environments: {a: {strategy: {rolling: {instances: 0}}}}\n",
+    ];
+    for section in odd {
+        let rendered = deploy_errors(section);
+        assert!(
+            rendered.starts_with("ferry.yml:"),
+            "{section:?} gave {rendered}"
+        );
+    }
+}
