@@ -11,6 +11,7 @@ use serde::Deserialize;
 /// Give exactly one of `command` and `image`.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{"required": ["command"]}, {"required": ["image"]}]))]
 pub(crate) struct Deploy {
     /// The service's name (letters, digits, `-` and `_`).
     name: String,
