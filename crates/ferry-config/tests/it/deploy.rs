@@ -235,6 +235,11 @@ fn schema_describes_the_deploy_section() {
         s["$defs"]["CanaryStep"]["properties"]["weight"]["maximum"],
         100
     );
+    assert_eq!(
+        deploy["oneOf"],
+        serde_json::json!([{"required": ["command"]}, {"required": ["image"]}]),
+        "editors flag both or neither of `command` and `image`"
+    );
 }
 
 const HEAD: &str = "jobs:\n  a:\n    steps: [x]\n";
