@@ -2,8 +2,8 @@
 //!
 //! Parsing goes in passes: the YAML is read into a tree with source positions
 //! (`yaml`, which also finds keys given twice from the parser's events); the tree is
-//! walked once (`convert`, `job`, `settings`, `matrix`, and `deploy` with `strategy`
-//! for the `deploy:` section), checking keys and types level
+//! walked once (`convert`, `job`, `settings`, `matrix`; `deploy`, `environment` and
+//! `strategy` for the `deploy:` section), checking keys and types level
 //! by level and converting into the validated [`model`] types as it goes; then the
 //! checks that need the whole file run (`graph`: unknown `needs` and cycles). Every
 //! reader records its problem and lets the walk go on, so [`parse`] returns either a
@@ -19,6 +19,7 @@ mod convert;
 mod cx;
 mod deploy;
 pub mod diagnostic;
+mod environment;
 pub mod expr;
 mod graph;
 mod hash;
