@@ -19,7 +19,7 @@ mod streams;
 pub use error::ClientError;
 /// The wire types the methods take and return.
 pub use ferry_types::api;
-pub use streams::{EventStream, LogStream, LogStreamItem};
+pub use streams::{EventStream, Followed, LogStream, LogStreamItem};
 
 use ferry_types::Role;
 use ferry_types::api::{

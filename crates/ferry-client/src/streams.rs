@@ -67,104 +67,115 @@ fn bad(url: &str, message: String) -> ClientError {
     }
 }
 
-/// A followed job log: [`LogStreamItem`]s until the `End`.
-pub struct LogStream {
-    inner: BoxStream<'static, Result<LogStreamItem, ClientError>>,
+/// What a followed stream makes of one server-sent event (or of the body's end).
+enum Step<T> {
+    /// Yield this item and go on.
+    Item(T),
+    /// Yield this and stop.
+    Last(Result<T, ClientError>),
+    /// Ignore the event.
+    Skip,
+    /// Stop without yielding anything more.
+    Stop,
 }
 
-impl LogStream {
-    pub(crate) fn new(response: reqwest::Response, url: String) -> LogStream {
-        let events = sse_events(response, url.clone());
-        let inner = futures_util::stream::unfold(
-            (events, url, false),
-            |(mut events, url, ended)| async move {
-                if ended {
-                    return None;
-                }
-                let item = match events.next().await {
-                    None => Err(bad(&url, "the log stream broke off before its end".into())),
-                    Some(Err(e)) => Err(e),
-                    Some(Ok(ev)) => match ev.event.as_str() {
-                        "lines" => serde_json::from_str::<LogChunk>(&ev.data)
-                            .map(LogStreamItem::Lines)
-                            .map_err(|e| bad(&url, format!("bad `lines` event: {e}"))),
-                        "end" => serde_json::from_str::<LogEnd>(&ev.data)
-                            .map(LogStreamItem::End)
-                            .map_err(|e| bad(&url, format!("bad `end` event: {e}"))),
-                        "error" => Err(bad(&url, ev.data)),
-                        other => Err(bad(&url, format!("unknown event `{other}`"))),
-                    },
-                };
-                let stop = !matches!(item, Ok(LogStreamItem::Lines(_)));
-                Some((item, (events, url, stop)))
-            },
-        )
-        .boxed();
-        LogStream { inner }
-    }
+/// Decodes the server-sent events of `response` with `decode`; `closed` says what the
+/// body ending means. A transport error is the last item.
+fn follow<T: Send + 'static>(
+    response: reqwest::Response,
+    url: String,
+    decode: fn(SseEvent, &str) -> Step<T>,
+    closed: fn(&str) -> Step<T>,
+) -> BoxStream<'static, Result<T, ClientError>> {
+    let events = sse_events(response, url.clone());
+    futures_util::stream::unfold(Some((events, url)), move |state| async move {
+        let (mut events, url) = state?;
+        loop {
+            let step = match events.next().await {
+                None => closed(&url),
+                Some(Err(e)) => Step::Last(Err(e)),
+                Some(Ok(ev)) => decode(ev, &url),
+            };
+            match step {
+                Step::Item(item) => return Some((Ok(item), Some((events, url)))),
+                Step::Last(item) => return Some((item, None)),
+                Step::Skip => continue,
+                Step::Stop => return None,
+            }
+        }
+    })
+    .boxed()
 }
 
-impl Stream for LogStream {
-    type Item = Result<LogStreamItem, ClientError>;
+/// A followed server-sent event stream, decoded into `T`s: a [`LogStream`] or an
+/// [`EventStream`].
+pub struct Followed<T> {
+    inner: BoxStream<'static, Result<T, ClientError>>,
+}
+
+impl<T> Stream for Followed<T> {
+    type Item = Result<T, ClientError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.as_mut().poll_next(cx)
     }
 }
 
-impl std::fmt::Debug for LogStream {
+impl<T> std::fmt::Debug for Followed<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LogStream").finish_non_exhaustive()
+        f.debug_struct("Followed").finish_non_exhaustive()
+    }
+}
+
+/// A followed job log: [`LogStreamItem`]s until the `End`.
+pub type LogStream = Followed<LogStreamItem>;
+
+impl LogStream {
+    pub(crate) fn new(response: reqwest::Response, url: String) -> LogStream {
+        fn decode(ev: SseEvent, url: &str) -> Step<LogStreamItem> {
+            match ev.event.as_str() {
+                "lines" => match serde_json::from_str::<LogChunk>(&ev.data) {
+                    Ok(chunk) => Step::Item(LogStreamItem::Lines(chunk)),
+                    Err(e) => Step::Last(Err(bad(url, format!("bad `lines` event: {e}")))),
+                },
+                "end" => Step::Last(
+                    serde_json::from_str::<LogEnd>(&ev.data)
+                        .map(LogStreamItem::End)
+                        .map_err(|e| bad(url, format!("bad `end` event: {e}"))),
+                ),
+                "error" => Step::Last(Err(bad(url, ev.data))),
+                other => Step::Last(Err(bad(url, format!("unknown event `{other}`")))),
+            }
+        }
+        fn closed(url: &str) -> Step<LogStreamItem> {
+            Step::Last(Err(bad(url, "the log stream broke off before its end".into())))
+        }
+        Followed {
+            inner: follow(response, url, decode, closed),
+        }
     }
 }
 
 /// The followed event log: each [`Event`] as it is appended. It ends when the server
 /// stops; an error item is the last.
-pub struct EventStream {
-    inner: BoxStream<'static, Result<Event, ClientError>>,
-}
+pub type EventStream = Followed<Event>;
 
 impl EventStream {
     pub(crate) fn new(response: reqwest::Response, url: String) -> EventStream {
-        let events = sse_events(response, url.clone());
-        let inner = futures_util::stream::unfold(
-            (events, url, false),
-            |(mut events, url, ended)| async move {
-                if ended {
-                    return None;
-                }
-                loop {
-                    let item = match events.next().await? {
-                        Err(e) => Err(e),
-                        Ok(ev) if ev.event == "event" || ev.event == "message" => {
-                            serde_json::from_str::<Event>(&ev.data)
-                                .map_err(|e| bad(&url, format!("bad event: {e}")))
-                        }
-                        // The server says it is stopping.
-                        Ok(ev) if ev.event == "end" => return None,
-                        Ok(ev) if ev.event == "error" => Err(bad(&url, ev.data)),
-                        Ok(_) => continue,
-                    };
-                    let stop = item.is_err();
-                    return Some((item, (events, url, stop)));
-                }
-            },
-        )
-        .boxed();
-        EventStream { inner }
-    }
-}
-
-impl Stream for EventStream {
-    type Item = Result<Event, ClientError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-impl std::fmt::Debug for EventStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStream").finish_non_exhaustive()
+        fn decode(ev: SseEvent, url: &str) -> Step<Event> {
+            match ev.event.as_str() {
+                "event" | "message" => match serde_json::from_str::<Event>(&ev.data) {
+                    Ok(event) => Step::Item(event),
+                    Err(e) => Step::Last(Err(bad(url, format!("bad event: {e}")))),
+                },
+                // The server says it is stopping.
+                "end" => Step::Stop,
+                "error" => Step::Last(Err(bad(url, ev.data))),
+                _ => Step::Skip,
+            }
+        }
+        Followed {
+            inner: follow(response, url, decode, |_| Step::Stop),
+        }
     }
 }
