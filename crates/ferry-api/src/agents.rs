@@ -11,16 +11,14 @@ use crate::AppState;
 use crate::auth::{Auth, Developer, Viewer};
 use crate::convert;
 use crate::error::{ApiError, Json, Path};
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ferry_store::Digest;
 use ferry_store::db::{CROSS_PROCESS_POLL, DbError, Job, JobOutcome};
 use ferry_types::JobResult;
 use ferry_types::api::{self, ErrorBody};
 use std::time::{Duration, Instant};
-use tokio_util::io::ReaderStream;
 
 /// The longest a claim waits for work.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -225,14 +223,7 @@ pub async fn source(
         .await
         .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?
         .len();
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
-            (header::CONTENT_LENGTH, len.to_string()),
-        ],
-        Body::from_stream(ReaderStream::new(file)),
-    )
-        .into_response())
+    Ok(crate::blobs::file_response(file, len, "application/x-tar"))
 }
 
 /// `GET /api/v1/agents`

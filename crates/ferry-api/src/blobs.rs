@@ -53,15 +53,23 @@ pub async fn get(
         .metadata()
         .map(|m| m.len())
         .map_err(ApiError::internal)?;
-    let file = tokio::fs::File::from_std(file);
-    Ok((
+    Ok(file_response(
+        tokio::fs::File::from_std(file),
+        len,
+        "application/octet-stream",
+    ))
+}
+
+/// An answer that streams `file` (`len` bytes) as `content_type`.
+pub(crate) fn file_response(file: tokio::fs::File, len: u64, content_type: &'static str) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_TYPE, content_type.to_owned()),
             (header::CONTENT_LENGTH, len.to_string()),
         ],
         Body::from_stream(ReaderStream::new(file)),
     )
-        .into_response())
+        .into_response()
 }
 
 /// `PUT /api/v1/blobs/{digest}`
