@@ -19,7 +19,7 @@ use super::pages::{latest_cell, run_row};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use ferry_store::db::{DbError, Event, LogFollower, Store};
 use ferry_types::EventKind;
@@ -59,9 +59,7 @@ fn sse(rx: mpsc::Receiver<SseEvent>) -> Response {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
     });
-    let mut response = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response();
+    let mut response = crate::sse::response(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // Proxies such as nginx would otherwise hold the stream back.
