@@ -73,7 +73,7 @@ pub async fn logs(
                 })?;
             vec![job]
         }
-        None if q.follow || jobs.len() == 1 => jobs.clone(),
+        None if q.follow || jobs.len() == 1 => jobs,
         None => {
             return Err(ApiError::bad_request(format!(
                 "run {run_id} has {} jobs; say which log to read",
@@ -138,13 +138,13 @@ async fn follow(
     let store = state.core.store().clone();
     let mut per_job = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let total = store.log_length(run_id, &job.name).await?;
-        per_job.push(job_stream(
-            &store,
-            run_id,
-            job.name,
-            start(Some(from), total),
-        ));
+        // Only a start counted from the end needs the log's length.
+        let first = if from < 0 {
+            start(Some(from), store.log_length(run_id, &job.name).await?)
+        } else {
+            from
+        };
+        per_job.push(job_stream(&store, run_id, job.name, first));
     }
     let shutdown = state.shutdown().clone();
     let end_store = store.clone();
