@@ -62,8 +62,13 @@ pub async fn events(
     }
     let store = state.core.store();
     // Taken before the listing: an event appended after it has a greater id, so
-    // following from here (when the listing is empty) misses nothing.
-    let last_before = store.last_event_id().await?;
+    // following from here (when the listing is empty) misses nothing. A plain listing
+    // does not need it.
+    let last_before = if q.follow {
+        store.last_event_id().await?
+    } else {
+        0
+    };
     let query = EventQuery {
         project: q.project.clone(),
         run_id: q.run,
