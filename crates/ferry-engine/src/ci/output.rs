@@ -34,8 +34,8 @@ impl Stream {
 
 struct StreamState {
     masker: StreamMasker,
+    /// Masked output not emitted yet; the masker appends to it directly.
     pending: Vec<u8>,
-    masked: Vec<u8>,
 }
 
 /// The sink of one step's output.
@@ -60,7 +60,6 @@ impl StepOutput {
         let state = || StreamState {
             masker: masker.stream(),
             pending: Vec::new(),
-            masked: Vec::with_capacity(MAX_CHUNK),
         };
         StepOutput {
             job: job.to_string(),
@@ -78,58 +77,60 @@ impl StepOutput {
         if let Some(msg) = self.log_error.take() {
             self.emit(Stream::Stderr, msg).await;
         }
-        let idx = stream as usize;
-        let st = &mut self.streams[idx];
-        st.masked.clear();
-        st.masker.push(bytes, &mut st.masked);
+        let st = &mut self.streams[stream as usize];
+        let start = st.pending.len();
+        st.masker.push(bytes, &mut st.pending);
+        self.log_masked(stream, start);
+        self.drain(stream, false).await;
+    }
+
+    /// Appends what the masker just added to `pending` (from `start`) to the log file.
+    fn log_masked(&mut self, stream: Stream, start: usize) {
+        let new = &self.streams[stream as usize].pending[start..];
         if let Some(log) = &mut self.log
-            && let Err(e) = log.write_all(&st.masked)
+            && let Err(e) = log.write_all(new)
         {
             let msg = format!("writing the log file {} failed: {e}", self.log_path.display());
             self.log = None;
             self.log_error = Some(msg);
         }
-        let st = &mut self.streams[idx];
-        // Fast path: nothing held back, so complete lines go out straight from the
-        // masked buffer without another copy.
-        if st.pending.is_empty()
-            && st.masked.len() <= MAX_CHUNK
-            && let Some(nl) = st.masked.iter().rposition(|&b| b == b'\n')
-        {
-            let text = lossy(&st.masked[..nl]);
-            st.pending.extend_from_slice(&st.masked[nl + 1..]);
-            self.emit(stream, text).await;
-            return;
-        }
-        st.pending.extend_from_slice(&st.masked);
-        self.drain(stream, false).await;
     }
 
     /// Emits complete lines (and over-long line chunks); with `all`, everything.
+    ///
+    /// Text that fits one event is handed over as is (no copy); a longer buffer is
+    /// emitted window by window from an offset and shifted once at the end, so a
+    /// large read costs one copy per byte rather than a shift per event.
     async fn drain(&mut self, stream: Stream, all: bool) {
+        let mut done = 0;
         loop {
             let st = &mut self.streams[stream as usize];
-            if st.pending.is_empty() {
-                return;
+            let rest = &st.pending[done..];
+            if rest.is_empty() {
+                break;
             }
-            let window = st.pending.len().min(MAX_CHUNK);
-            let text = if let Some(nl) = st.pending[..window].iter().rposition(|&b| b == b'\n') {
-                let text = lossy(&st.pending[..nl]);
-                st.pending.drain(..=nl);
-                text
-            } else if st.pending.len() >= MAX_CHUNK {
-                let cut = utf8_cut(&st.pending[..MAX_CHUNK]);
-                let text = lossy(&st.pending[..cut]);
-                st.pending.drain(..cut);
-                text
+            let window = rest.len().min(MAX_CHUNK);
+            let (end, next) = if let Some(nl) = rest[..window].iter().rposition(|&b| b == b'\n') {
+                (nl, nl + 1)
+            } else if rest.len() >= MAX_CHUNK {
+                let cut = utf8_cut(&rest[..MAX_CHUNK]);
+                (cut, cut)
             } else if all {
-                let text = lossy(&st.pending);
-                st.pending.clear();
-                text
+                (rest.len(), rest.len())
             } else {
-                return;
+                break;
+            };
+            let text = if done == 0 && st.pending.len() <= MAX_CHUNK {
+                split_off_text(&mut st.pending, end, next)
+            } else {
+                let text = into_text(rest[..end].to_vec());
+                done += next;
+                text
             };
             self.emit(stream, text).await;
+        }
+        if done > 0 {
+            self.streams[stream as usize].pending.drain(..done);
         }
     }
 
@@ -148,13 +149,11 @@ impl StepOutput {
     pub(crate) async fn finish(&mut self) {
         for stream in [Stream::Stdout, Stream::Stderr] {
             let st = &mut self.streams[stream as usize];
-            st.masked.clear();
-            st.masker.finish(&mut st.masked);
+            let start = st.pending.len();
+            st.masker.finish(&mut st.pending);
             if let Some(log) = &mut self.log {
-                let _ = log.write_all(&st.masked);
+                let _ = log.write_all(&self.streams[stream as usize].pending[start..]);
             }
-            let st = &mut self.streams[stream as usize];
-            st.pending.extend_from_slice(&st.masked);
             self.drain(stream, true).await;
         }
         if let Some(log) = &mut self.log {
@@ -184,12 +183,23 @@ fn utf8_cut(bytes: &[u8]) -> usize {
     }
 }
 
+/// Takes `pending[..end]` as text and keeps `pending[rest..]`. The text is the
+/// buffer itself (no copy of the usually large head); only the short tail is copied
+/// into a fresh buffer, sized for the next read.
+fn split_off_text(pending: &mut Vec<u8>, end: usize, rest: usize) -> String {
+    let mut next = Vec::with_capacity(MAX_CHUNK.max(pending.len() - rest));
+    next.extend_from_slice(&pending[rest..]);
+    let mut head = std::mem::replace(pending, next);
+    head.truncate(end);
+    into_text(head)
+}
+
 /// UTF-8 text of `bytes`, invalid sequences replaced (validation first: the common,
-/// valid case then costs one fast check and one copy).
-fn lossy(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+/// valid case then costs one fast check and no copy).
+fn into_text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
     }
 }
 
