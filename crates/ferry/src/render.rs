@@ -102,10 +102,14 @@ pub fn text_event(out: &mut impl Write, style: Style, ev: &RunEvent) -> std::io:
             writeln!(out, "{} ▶ {}", style.dim(&step.job), step.name)
         }
         RunEvent::Log { job, line, .. } => {
-            // The engine batches consecutive lines into one event for throughput.
-            let prefix = style.dim(job);
+            // The engine batches consecutive lines into one event for throughput, and a
+            // flooding step makes millions of lines: the prefix is formatted once and
+            // each line is copied as is, with no formatting machinery per line.
+            let prefix = format!("{} │ ", style.dim(job));
             for l in line.split('\n') {
-                writeln!(out, "{prefix} │ {l}")?;
+                out.write_all(prefix.as_bytes())?;
+                out.write_all(l.as_bytes())?;
+                out.write_all(b"\n")?;
             }
             Ok(())
         }

@@ -86,7 +86,8 @@ async fn drive(
     let interrupts = tokio::spawn(watch_interrupts(cancel.clone()));
     let printer = tokio::task::spawn_blocking(move || {
         let style = Style::detect();
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        // Large enough that a flood of step output costs few write calls.
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
         while let Some(ev) = rx.blocking_recv() {
             let written = if json {
                 serde_json::to_writer(&mut out, &ev)
