@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use ferry_store::{BlobStore, Digest, StoreError};
 use ferry_types::api::{self, ErrorBody};
 use futures_util::StreamExt;
-use sha2::{Digest as _, Sha256};
 use std::io::Write;
 use tokio_util::io::ReaderStream;
 
@@ -126,19 +125,18 @@ fn write_blob(
     mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
     expected: Digest,
 ) -> Result<(Digest, u64), ApiError> {
+    // The writer hashes what it writes, so the bytes are hashed once.
     let mut writer = blobs.writer().map_err(blob_error)?;
-    let mut hasher = Sha256::new();
     let mut size = 0u64;
     while let Some(chunk) = rx.blocking_recv() {
-        hasher.update(&chunk);
         size += chunk.len() as u64;
         writer.write_all(&chunk).map_err(ApiError::internal)?;
     }
-    let got = hex::encode(hasher.finalize());
-    if got != expected.to_hex() {
+    let got = writer.digest();
+    if got != expected {
         // Dropping the writer removes its temporary file.
         return Err(ApiError::bad_request(format!(
-            "the uploaded bytes have digest sha256:{got}, not {expected}"
+            "the uploaded bytes have digest {got}, not {expected}"
         ))
         .hint("upload the file again; it may have changed or been cut off"));
     }

@@ -205,6 +205,12 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
+    /// The digest of the bytes written so far: what [`BlobWriter::commit`] would store
+    /// them under. Lets a caller check an expected digest without hashing again.
+    pub fn digest(&self) -> Digest {
+        Digest(self.hasher.clone().finalize().into())
+    }
+
     /// Makes the blob durable and visible under its digest.
     pub fn commit(self) -> Result<Digest, StoreError> {
         let BlobWriter { store, tmp, guard, file, hasher } = self;
@@ -302,6 +308,18 @@ mod tests {
         let d = store.put_file(&f).unwrap();
         assert_eq!(d, Digest::of(&vec![7u8; 1_000_000]));
         assert_eq!(fs::metadata(store.path_of(&d)).unwrap().len(), 1_000_000);
+    }
+
+    #[test]
+    fn a_writer_knows_its_digest_before_committing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path());
+        let mut w = store.writer().unwrap();
+        w.write_all(b"hel").unwrap();
+        w.write_all(b"lo").unwrap();
+        let before = w.digest();
+        assert_eq!(before, Digest::of(b"hello"));
+        assert_eq!(w.commit().unwrap(), before, "commit stores under the same digest");
     }
 
     #[test]
