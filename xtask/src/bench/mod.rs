@@ -8,6 +8,7 @@
 mod ci;
 mod machine;
 mod report;
+mod server;
 mod stats;
 
 use crate::cli::{BenchOpts, Suite};
@@ -17,6 +18,7 @@ use crate::{paths, phase};
 pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
     let report = match opts.suite {
         Suite::Ci => ci::run(opts.runs, &opts.ferry)?,
+        Suite::Server => server::run(opts.runs, &opts.ferry)?,
     };
     println!("\n{}", report.table());
     if opts.write {
