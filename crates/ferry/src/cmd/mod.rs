@@ -44,3 +44,11 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Token(sub) => remote::token::token(global, sub),
     }
 }
+
+/// The host's name, if the kernel reports one.
+fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}

@@ -42,7 +42,11 @@ pub fn agent(global: &Global, args: AgentArgs) -> Result<(), Failure> {
     let client = Client::new(&args.server, token)
         .map_err(|e| bad_input(format!("{e}; e.g. --server http://ferry.internal:7878")))?;
     let data_dir = crate::paths::data_dir(global.data_dir.clone())?;
-    let name = args.name.clone().unwrap_or_else(hostname);
+    let name = args
+        .name
+        .clone()
+        .or_else(super::hostname)
+        .unwrap_or_else(|| "agent".to_string());
     let agent_id = agent_id(&name, &data_dir);
     let mut exec = ExecOptions::new(&data_dir.join("agent"));
     exec.grace = args.grace;
@@ -243,15 +247,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// The host's name, or `agent`.
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "agent".to_string())
 }
 
 /// A stable id: the name and a short hash of the data directory, so two agents on one

@@ -170,11 +170,7 @@ fn redact_url(url: &str) -> String {
 /// The stable id the built-in executor claims jobs under: the same after a restart,
 /// so jobs it held when the process died are recognised as interrupted.
 fn executor_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string());
+    let host = super::hostname().unwrap_or_else(|| "localhost".to_string());
     format!("builtin@{host}")
 }
 
