@@ -28,31 +28,25 @@ pub fn trigger(global: &Global, args: TriggerArgs) -> Result<(), Failure> {
                 )));
             }
         };
+        let queued = format!(
+            "Run {} of `{}` queued at {}{}: {}/runs/{}",
+            run.id,
+            run.project,
+            short(&run.sha),
+            on_ref(&run),
+            ctx.server(),
+            run.id
+        );
         if !args.wait {
             if ctx.json {
                 return print_json(&run);
             }
-            println!(
-                "Run {} of `{}` queued at {}{}: {}/runs/{}",
-                run.id,
-                run.project,
-                short(&run.sha),
-                on_ref(&run),
-                ctx.server(),
-                run.id
-            );
+            println!("{queued}");
             return Ok(());
         }
         if !ctx.json {
-            eprintln!(
-                "Run {} of `{}` queued at {}{}: {}/runs/{}",
-                run.id,
-                run.project,
-                short(&run.sha),
-                on_ref(&run),
-                ctx.server(),
-                run.id
-            );
+            // The wait's result goes to stdout; the queued line is progress.
+            eprintln!("{queued}");
         }
         let detail = wait_for(&ctx, run.id).await?;
         if ctx.json {
