@@ -60,7 +60,11 @@ pub async fn get(
 }
 
 /// An answer that streams `file` (`len` bytes) as `content_type`.
-pub(crate) fn file_response(file: tokio::fs::File, len: u64, content_type: &'static str) -> Response {
+pub(crate) fn file_response(
+    file: tokio::fs::File,
+    len: u64,
+    content_type: &'static str,
+) -> Response {
     (
         [
             (header::CONTENT_TYPE, content_type.to_owned()),

@@ -148,7 +148,10 @@ impl LogStream {
             }
         }
         fn closed(url: &str) -> Step<LogStreamItem> {
-            Step::Last(Err(bad(url, "the log stream broke off before its end".into())))
+            Step::Last(Err(bad(
+                url,
+                "the log stream broke off before its end".into(),
+            )))
         }
         Followed {
             inner: follow(response, url, decode, closed),

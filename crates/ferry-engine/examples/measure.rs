@@ -21,7 +21,11 @@ fn git(dir: &Path, args: &[&str]) -> Result<(), String> {
         .args(args)
         .status()
         .map_err(|e| e.to_string())?;
-    if st.success() { Ok(()) } else { Err(format!("git {args:?} failed")) }
+    if st.success() {
+        Ok(())
+    } else {
+        Err(format!("git {args:?} failed"))
+    }
 }
 
 async fn timed_run(yml: &str) -> Result<Duration, String> {
@@ -31,13 +35,19 @@ async fn timed_run(yml: &str) -> Result<Duration, String> {
     git(repo.path(), &["init", "-q"])?;
     git(repo.path(), &["add", "-A"])?;
     git(repo.path(), &["commit", "-qm", "m"])?;
-    let pipeline = ferry_config::load(&repo.path().join("ferry.yml")).map_err(|d| format!("{d:?}"))?;
+    let pipeline =
+        ferry_config::load(&repo.path().join("ferry.yml")).map_err(|d| format!("{d:?}"))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(256);
     let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let t = Instant::now();
-    let summary = ci::run(&pipeline, RunOptions::new(repo.path(), data.path()), tx, CancellationToken::new())
-        .await
-        .map_err(|e| e.to_string())?;
+    let summary = ci::run(
+        &pipeline,
+        RunOptions::new(repo.path(), data.path()),
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let took = t.elapsed();
     let _ = drain.await;
     if !summary.success {
@@ -48,7 +58,10 @@ async fn timed_run(yml: &str) -> Result<Duration, String> {
 
 fn timed_bash(script: &str) -> Result<Duration, String> {
     let t = Instant::now();
-    let st = Command::new("bash").args(["-eo", "pipefail", "-c", script]).status().map_err(|e| e.to_string())?;
+    let st = Command::new("bash")
+        .args(["-eo", "pipefail", "-c", script])
+        .status()
+        .map_err(|e| e.to_string())?;
     if !st.success() {
         return Err("bash failed".into());
     }
@@ -65,26 +78,50 @@ async fn main() -> Result<(), String> {
         yml.push_str("      - run: 'true'\n");
     }
     let many = timed_run(&yml).await?;
-    let baseline = timed_bash(&format!("for i in $(seq {STEPS}); do bash -eo pipefail -c true; done"))?;
+    let baseline = timed_bash(&format!(
+        "for i in $(seq {STEPS}); do bash -eo pipefail -c true; done"
+    ))?;
     let per_step = (many.saturating_sub(one)).as_secs_f64() * 1000.0 / (STEPS - 1) as f64;
     let bash_per = baseline.as_secs_f64() * 1000.0 / STEPS as f64;
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| run with 1 step (set-up included) | {:.1} ms |", one.as_secs_f64() * 1000.0);
+    println!(
+        "| run with 1 step (set-up included) | {:.1} ms |",
+        one.as_secs_f64() * 1000.0
+    );
     println!("| per step of `true` in Ferry | {per_step:.2} ms |");
     println!("| per `bash -c true` from a script | {bash_per:.2} ms |");
-    println!("| Ferry overhead per step | {:.2} ms |", per_step - bash_per);
+    println!(
+        "| Ferry overhead per step | {:.2} ms |",
+        per_step - bash_per
+    );
 
     // Best of three of each: the machine is shared and noisy.
     let mut flood = Duration::MAX;
     let mut null = Duration::MAX;
     for _ in 0..3 {
-        flood = flood.min(timed_run(&format!("jobs:\n  j:\n    steps: [{{ run: \"{FLOOD}\" }}]\n")).await?);
+        flood = flood.min(
+            timed_run(&format!(
+                "jobs:\n  j:\n    steps: [{{ run: \"{FLOOD}\" }}]\n"
+            ))
+            .await?,
+        );
         null = null.min(timed_bash(&format!("{FLOOD} > /dev/null"))?);
     }
     let flood_net = flood.saturating_sub(one);
-    println!("| 200 MB step through Ferry | {:.0} ms ({:.0} MB/s) |", flood_net.as_secs_f64() * 1000.0, 200.0 / flood_net.as_secs_f64());
-    println!("| same command to /dev/null | {:.0} ms ({:.0} MB/s) |", null.as_secs_f64() * 1000.0, 200.0 / null.as_secs_f64());
-    println!("| speed relative to /dev/null | {:.2} |", null.as_secs_f64() / flood_net.as_secs_f64());
+    println!(
+        "| 200 MB step through Ferry | {:.0} ms ({:.0} MB/s) |",
+        flood_net.as_secs_f64() * 1000.0,
+        200.0 / flood_net.as_secs_f64()
+    );
+    println!(
+        "| same command to /dev/null | {:.0} ms ({:.0} MB/s) |",
+        null.as_secs_f64() * 1000.0,
+        200.0 / null.as_secs_f64()
+    );
+    println!(
+        "| speed relative to /dev/null | {:.2} |",
+        null.as_secs_f64() / flood_net.as_secs_f64()
+    );
     Ok(())
 }

@@ -94,8 +94,10 @@ impl StoreError {
 
 /// Whether an I/O error means "no space left" (ENOSPC) or "quota exceeded" (EDQUOT).
 pub(crate) fn is_enospc(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
-        || matches!(e.raw_os_error(), Some(28) | Some(122))
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28) | Some(122))
 }
 
 /// Blobs stored under their SHA-256 in a directory.
@@ -169,7 +171,8 @@ impl BlobStore {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(StoreError::io(&w.tmp, e)),
             };
-            w.write_all(&buf[..n]).map_err(|e| StoreError::io(&w.tmp, e))?;
+            w.write_all(&buf[..n])
+                .map_err(|e| StoreError::io(&w.tmp, e))?;
         }
         w.commit()
     }
@@ -188,7 +191,9 @@ pub struct BlobWriter {
 
 impl std::fmt::Debug for BlobWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BlobWriter").field("tmp", &self.tmp).finish_non_exhaustive()
+        f.debug_struct("BlobWriter")
+            .field("tmp", &self.tmp)
+            .finish_non_exhaustive()
     }
 }
 
@@ -213,8 +218,16 @@ impl BlobWriter {
 
     /// Makes the blob durable and visible under its digest.
     pub fn commit(self) -> Result<Digest, StoreError> {
-        let BlobWriter { store, tmp, guard, file, hasher } = self;
-        let file = file.into_inner().map_err(|e| StoreError::io(&tmp, e.into_error()))?;
+        let BlobWriter {
+            store,
+            tmp,
+            guard,
+            file,
+            hasher,
+        } = self;
+        let file = file
+            .into_inner()
+            .map_err(|e| StoreError::io(&tmp, e.into_error()))?;
         file.sync_all().map_err(|e| StoreError::io(&tmp, e))?;
         drop(file);
         let digest = Digest(hasher.finalize().into());
@@ -319,7 +332,11 @@ mod tests {
         w.write_all(b"lo").unwrap();
         let before = w.digest();
         assert_eq!(before, Digest::of(b"hello"));
-        assert_eq!(w.commit().unwrap(), before, "commit stores under the same digest");
+        assert_eq!(
+            w.commit().unwrap(),
+            before,
+            "commit stores under the same digest"
+        );
     }
 
     #[test]

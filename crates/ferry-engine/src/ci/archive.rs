@@ -59,14 +59,18 @@ pub(crate) fn select(root: &Path, patterns: &[String]) -> Result<BTreeSet<PathBu
             .literal_separator(true)
             .build()
             .map_err(|e| PackError::BadPattern(format!("`{raw}`: {e}")))?;
-        let set = GlobSetBuilder::new().add(glob).build().map_err(|e| PackError::BadPattern(format!("`{raw}`: {e}")))?;
+        let set = GlobSetBuilder::new()
+            .add(glob)
+            .build()
+            .map_err(|e| PackError::BadPattern(format!("`{raw}`: {e}")))?;
         // Walk only below the pattern's literal prefix.
         let base: PathBuf = p
             .components()
             .take_while(|c| !has_meta(&c.as_os_str().to_string_lossy()))
             .collect();
         collect(root, &base, &mut out, &mut |rel: &Path| {
-            rel.ancestors().any(|a| !a.as_os_str().is_empty() && set.is_match(a))
+            rel.ancestors()
+                .any(|a| !a.as_os_str().is_empty() && set.is_match(a))
         })?;
     }
     Ok(out)
@@ -146,9 +150,15 @@ mod tests {
         let got = select(r, &["dist".into()]).unwrap();
         assert_eq!(got.len(), 2);
         let got = select(r, &["*.txt".into()]).unwrap();
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![PathBuf::from("top.txt")]);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![PathBuf::from("top.txt")]
+        );
         let got = select(r, &["dist/**/*.bin".into(), "missing".into()]).unwrap();
-        assert_eq!(got.into_iter().collect::<Vec<_>>(), vec![PathBuf::from("dist/sub/b.bin")]);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            vec![PathBuf::from("dist/sub/b.bin")]
+        );
         assert!(select(r, &["../etc".into()]).is_err());
     }
 
@@ -160,17 +170,28 @@ mod tests {
         std::fs::write(src.join("x/f"), "hello").unwrap();
         std::fs::write(src.join("x/run"), "#!/bin/sh").unwrap();
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(src.join("x/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(src.join("x/run"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
         std::os::unix::fs::symlink("f", src.join("x/link")).unwrap();
         let files = select(&src, &["x".into()]).unwrap();
         let bytes = pack(&src, &files, Vec::new()).unwrap();
-        assert_eq!(bytes, pack(&src, &files, Vec::new()).unwrap(), "packing is deterministic");
+        assert_eq!(
+            bytes,
+            pack(&src, &files, Vec::new()).unwrap(),
+            "packing is deterministic"
+        );
         let dst = d.path().join("dst");
         std::fs::create_dir_all(&dst).unwrap();
         unpack(&bytes[..], &dst).unwrap();
         assert_eq!(std::fs::read_to_string(dst.join("x/f")).unwrap(), "hello");
-        assert_eq!(std::fs::read_link(dst.join("x/link")).unwrap(), PathBuf::from("f"));
-        let mode = std::fs::metadata(dst.join("x/run")).unwrap().permissions().mode();
+        assert_eq!(
+            std::fs::read_link(dst.join("x/link")).unwrap(),
+            PathBuf::from("f")
+        );
+        let mode = std::fs::metadata(dst.join("x/run"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert!(mode & 0o111 != 0, "executable bit kept: {mode:o}");
     }
 }

@@ -40,12 +40,21 @@ impl Artifacts {
 
     /// Packs `patterns` from `workspace` and records them for `job`; returns a
     /// human-readable summary. Blocking.
-    pub(crate) fn save(&self, job: &str, workspace: &Path, patterns: &[String]) -> Result<String, String> {
+    pub(crate) fn save(
+        &self,
+        job: &str,
+        workspace: &Path,
+        patterns: &[String],
+    ) -> Result<String, String> {
         let files = archive::select(workspace, patterns).map_err(|e| e.to_string())?;
         if files.is_empty() {
             return Err(format!(
                 "no file matches the artifact paths {}",
-                patterns.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                patterns
+                    .iter()
+                    .map(|p| format!("`{p}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         let w = self.store.writer().map_err(|e| e.to_string())?;
@@ -56,7 +65,10 @@ impl Artifacts {
             files: files.len(),
         };
         let snapshot = {
-            let mut map = self.entries.lock().map_err(|_| "artifact manifest lock poisoned".to_string())?;
+            let mut map = self
+                .entries
+                .lock()
+                .map_err(|_| "artifact manifest lock poisoned".to_string())?;
             map.insert(job.to_string(), entry);
             map.clone()
         };
@@ -65,14 +77,24 @@ impl Artifacts {
         std::fs::write(&tmp, json)
             .and_then(|()| std::fs::rename(&tmp, &self.manifest))
             .map_err(|e| format!("{}: {e}", self.manifest.display()))?;
-        Ok(format!("Saved {} artifact file(s) as {digest}.", files.len()))
+        Ok(format!(
+            "Saved {} artifact file(s) as {digest}.",
+            files.len()
+        ))
     }
 
     /// Unpacks the artifacts of `needs` (instance ids) into `workspace`; returns one
     /// note per restored artifact. Blocking.
-    pub(crate) fn restore(&self, needs: &[String], workspace: &Path) -> Result<Vec<String>, String> {
+    pub(crate) fn restore(
+        &self,
+        needs: &[String],
+        workspace: &Path,
+    ) -> Result<Vec<String>, String> {
         let wanted: Vec<(String, Entry)> = {
-            let map = self.entries.lock().map_err(|_| "artifact manifest lock poisoned".to_string())?;
+            let map = self
+                .entries
+                .lock()
+                .map_err(|_| "artifact manifest lock poisoned".to_string())?;
             needs
                 .iter()
                 .filter_map(|n| map.get(n).map(|e| (n.clone(), e.clone())))
@@ -80,11 +102,17 @@ impl Artifacts {
         };
         let mut notes = Vec::new();
         for (job, entry) in wanted {
-            let digest: Digest = entry.digest.parse().map_err(|e: ferry_store::StoreError| e.to_string())?;
+            let digest: Digest = entry
+                .digest
+                .parse()
+                .map_err(|e: ferry_store::StoreError| e.to_string())?;
             let file = self.store.open(&digest).map_err(|e| e.to_string())?;
             archive::unpack(std::io::BufReader::new(file), workspace)
                 .map_err(|e| format!("unpacking the artifacts of `{job}`: {e}"))?;
-            notes.push(format!("Restored {} artifact file(s) from `{job}`.", entry.files));
+            notes.push(format!(
+                "Restored {} artifact file(s) from `{job}`.",
+                entry.files
+            ));
         }
         Ok(notes)
     }

@@ -28,7 +28,9 @@ impl CacheDir {
     }
 
     fn key_file(&self, key: &str) -> PathBuf {
-        self.root.join("keys").join(format!("{}.json", super::util::short_hash(key.as_bytes())))
+        self.root
+            .join("keys")
+            .join(format!("{}.json", super::util::short_hash(key.as_bytes())))
     }
 
     fn store(&self) -> BlobStore {
@@ -41,7 +43,10 @@ impl CacheDir {
         let Some(entry) = self.lookup(key) else {
             return Ok(false);
         };
-        let digest: Digest = entry.digest.parse().map_err(|e: ferry_store::StoreError| e.to_string())?;
+        let digest: Digest = entry
+            .digest
+            .parse()
+            .map_err(|e: ferry_store::StoreError| e.to_string())?;
         let file = match self.store().open(&digest) {
             Ok(f) => f,
             Err(ferry_store::StoreError::NotFound(_)) => return Ok(false),
@@ -59,22 +64,35 @@ impl CacheDir {
 
     /// Saves `paths` of `workspace` under `key`; returns a note for the log, or a
     /// warning. Blocking.
-    pub(crate) fn save(&self, key: &str, workspace: &Path, paths: &[String]) -> Result<String, String> {
+    pub(crate) fn save(
+        &self,
+        key: &str,
+        workspace: &Path,
+        paths: &[String],
+    ) -> Result<String, String> {
         if self.lookup(key).is_some() {
             return Ok(format!("Cache `{key}` exists already; not saved again."));
         }
         let files = archive::select(workspace, paths).map_err(|e| e.to_string())?;
         if files.is_empty() {
-            return Ok(format!("Cache `{key}` not saved: no file matches its paths."));
+            return Ok(format!(
+                "Cache `{key}` not saved: no file matches its paths."
+            ));
         }
         let describe = |e: &dyn std::fmt::Display, full: bool| {
             if full {
-                format!("saving cache `{key}` failed: the cache directory {} is full ({e}); the job goes on without it", self.root.display())
+                format!(
+                    "saving cache `{key}` failed: the cache directory {} is full ({e}); the job goes on without it",
+                    self.root.display()
+                )
             } else {
                 format!("saving cache `{key}` failed: {e}; the job goes on without it")
             }
         };
-        let w = self.store().writer().map_err(|e| describe(&e, e.is_disk_full()))?;
+        let w = self
+            .store()
+            .writer()
+            .map_err(|e| describe(&e, e.is_disk_full()))?;
         let w = archive::pack(workspace, &files, w).map_err(|e| describe(&e, is_full(&e)))?;
         let digest = w.commit().map_err(|e| describe(&e, e.is_disk_full()))?;
         let entry = KeyEntry {
@@ -100,6 +118,8 @@ impl CacheDir {
 }
 
 fn is_full(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
-        || matches!(e.raw_os_error(), Some(28) | Some(122))
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(28) | Some(122))
 }

@@ -10,11 +10,15 @@
 
 use super::host::{Limits, StepEnd};
 use super::job::JobCtx;
-use super::output::{Stream, StepOutput};
+use super::output::{StepOutput, Stream};
 use bollard::Docker;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig};
-use bollard::query_parameters::{CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectContainerOptions, RemoveContainerOptions,
+};
 use ferry_config::interpolate;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -63,7 +67,13 @@ impl ContainerJob {
             Ok(Err(e)) => return Err(unreachable(&e)),
             Err(_) => return Err(unreachable(&"no answer within 10 s")),
         }
-        let mut cj = ContainerJob { docker, network: None, services: Vec::new(), container: None, has_bash: false };
+        let mut cj = ContainerJob {
+            docker,
+            network: None,
+            services: Vec::new(),
+            container: None,
+            has_bash: false,
+        };
         match cj.set_up(j, image).await {
             Ok(()) => Ok(cj),
             Err(e) => {
@@ -76,7 +86,9 @@ impl ContainerJob {
     async fn check_image(&self, image: &str, what: &str) -> Result<(), String> {
         match self.docker.inspect_image(image).await {
             Ok(_) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Err(format!(
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(format!(
                 "{what} image `{image}` is not in the local Docker engine, and Ferry does not pull images in this version: run `docker pull {image}` (or build it), then run again"
             )),
             Err(e) => Err(format!("cannot inspect {what} image `{image}`: {e}")),
@@ -100,16 +112,22 @@ impl ContainerJob {
         let endpoint = |alias: Option<&str>| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 net.clone(),
-                EndpointSettings { aliases: alias.map(|a| vec![a.to_string()]), ..Default::default() },
+                EndpointSettings {
+                    aliases: alias.map(|a| vec![a.to_string()]),
+                    ..Default::default()
+                },
             )])),
         };
 
         for (name, svc) in &j.job.services {
-            let simage = interpolate(&svc.image, &j.ectx).map_err(|e| format!("service `{name}`: `image` cannot be rendered: {e}"))?;
-            self.check_image(&simage, &format!("service `{name}`'s")).await?;
+            let simage = interpolate(&svc.image, &j.ectx)
+                .map_err(|e| format!("service `{name}`: `image` cannot be rendered: {e}"))?;
+            self.check_image(&simage, &format!("service `{name}`'s"))
+                .await?;
             let mut env = Vec::new();
             for (k, v) in &svc.env {
-                let v = interpolate(v, &j.ectx).map_err(|e| format!("service `{name}`: env `{k}` cannot be rendered: {e}"))?;
+                let v = interpolate(v, &j.ectx)
+                    .map_err(|e| format!("service `{name}`: env `{k}` cannot be rendered: {e}"))?;
                 env.push(format!("{k}={v}"));
             }
             let body = ContainerCreateBody {
@@ -117,14 +135,20 @@ impl ContainerJob {
                 env: Some(env),
                 cmd: svc.command.clone(),
                 labels: Some(labels.clone()),
-                host_config: Some(HostConfig { network_mode: Some(net.clone()), ..Default::default() }),
+                host_config: Some(HostConfig {
+                    network_mode: Some(net.clone()),
+                    ..Default::default()
+                }),
                 networking_config: Some(endpoint(Some(name))),
                 ..Default::default()
             };
-            let id = self.create_and_start(&format!("{base}-svc-{}", super::util::slug(name)), body).await
+            let id = self
+                .create_and_start(&format!("{base}-svc-{}", super::util::slug(name)), body)
+                .await
                 .map_err(|e| format!("cannot start service `{name}` ({simage}): {e}"))?;
             self.services.push(id.clone());
-            self.wait_ready(name, &id, svc, j.run.opts.service_timeout, &j.run.cancel).await?;
+            self.wait_ready(name, &id, svc, j.run.opts.service_timeout, &j.run.cancel)
+                .await?;
             j.note(0, &format!("Service `{name}` is ready.")).await;
         }
 
@@ -143,21 +167,48 @@ impl ContainerJob {
             networking_config: Some(endpoint(None)),
             ..Default::default()
         };
-        let id = self.create_and_start(&format!("{base}-job"), body).await
+        let id = self
+            .create_and_start(&format!("{base}-job"), body)
+            .await
             .map_err(|e| format!("cannot start the job container ({image}): {e}"))?;
         self.container = Some(id.clone());
-        let probe = self.exec_quiet(&id, vec!["sh".into(), "-c".into(), "command -v bash".into()]).await;
+        let probe = self
+            .exec_quiet(
+                &id,
+                vec!["sh".into(), "-c".into(), "command -v bash".into()],
+            )
+            .await;
         self.has_bash = matches!(probe, Ok(0));
         Ok(())
     }
 
-    async fn create_and_start(&self, name: &str, body: ContainerCreateBody) -> Result<String, bollard::errors::Error> {
+    async fn create_and_start(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, bollard::errors::Error> {
         let created = self
             .docker
-            .create_container(Some(CreateContainerOptions { name: Some(name.to_string()), ..Default::default() }), body)
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name.to_string()),
+                    ..Default::default()
+                }),
+                body,
+            )
             .await?;
         if let Err(e) = self.docker.start_container(&created.id, None).await {
-            let _ = self.docker.remove_container(&created.id, Some(RemoveContainerOptions { force: true, v: true, ..Default::default() })).await;
+            let _ = self
+                .docker
+                .remove_container(
+                    &created.id,
+                    Some(RemoveContainerOptions {
+                        force: true,
+                        v: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
             return Err(e);
         }
         Ok(created.id)
@@ -190,7 +241,10 @@ impl ContainerJob {
             let ip = info
                 .network_settings
                 .and_then(|n| n.networks)
-                .and_then(|m| m.into_values().find_map(|e| e.ip_address.filter(|ip| !ip.is_empty())));
+                .and_then(|m| {
+                    m.into_values()
+                        .find_map(|e| e.ip_address.filter(|ip| !ip.is_empty()))
+                });
             let mut ready = true;
             for port in &svc.ports {
                 if !port_open(pid, ip.as_deref(), *port).await {
@@ -199,18 +253,27 @@ impl ContainerJob {
                 }
             }
             if ready && let Some(hc) = &svc.healthcheck {
-                ready = matches!(self.exec_quiet(id, vec!["sh".into(), "-c".into(), hc.clone()]).await, Ok(0));
+                ready = matches!(
+                    self.exec_quiet(id, vec!["sh".into(), "-c".into(), hc.clone()])
+                        .await,
+                    Ok(0)
+                );
             }
             if ready {
                 return Ok(());
             }
             if Instant::now() >= until {
                 let what = match (&svc.ports.is_empty(), &svc.healthcheck) {
-                    (false, Some(_)) => "its ports to accept connections and its healthcheck to pass",
+                    (false, Some(_)) => {
+                        "its ports to accept connections and its healthcheck to pass"
+                    }
                     (false, None) => "its ports to accept connections",
                     _ => "its healthcheck to pass",
                 };
-                return Err(format!("service `{name}` was not ready after {}s (waited for {what})", timeout.as_secs()));
+                return Err(format!(
+                    "service `{name}` was not ready after {}s (waited for {what})",
+                    timeout.as_secs()
+                ));
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -223,12 +286,27 @@ impl ContainerJob {
     async fn exec_quiet(&self, id: &str, cmd: Vec<String>) -> Result<i64, bollard::errors::Error> {
         let exec = self
             .docker
-            .create_exec(id, CreateExecOptions { cmd: Some(cmd), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() })
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
             .await?;
-        if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await? {
+        if let StartExecResults::Attached { mut output, .. } =
+            self.docker.start_exec(&exec.id, None).await?
+        {
             while output.next().await.is_some() {}
         }
-        Ok(self.docker.inspect_exec(&exec.id).await?.exit_code.unwrap_or(-1))
+        Ok(self
+            .docker
+            .inspect_exec(&exec.id)
+            .await?
+            .exit_code
+            .unwrap_or(-1))
     }
 
     /// Runs one step in the job container.
@@ -246,13 +324,22 @@ impl ContainerJob {
         };
         if argv.is_empty() {
             argv = if self.has_bash {
-                vec!["bash".into(), "-eo".into(), "pipefail".into(), "-c".into(), script.into()]
+                vec![
+                    "bash".into(),
+                    "-eo".into(),
+                    "pipefail".into(),
+                    "-c".into(),
+                    script.into(),
+                ]
             } else {
                 vec!["sh".into(), "-e".into(), "-c".into(), script.into()]
             };
         }
         if !cwd.is_dir() {
-            return StepEnd::NotStarted(format!("the working directory {} does not exist (was the workspace deleted?)", cwd.display()));
+            return StepEnd::NotStarted(format!(
+                "the working directory {} does not exist (was the workspace deleted?)",
+                cwd.display()
+            ));
         }
         let opts = CreateExecOptions {
             cmd: Some(argv),
@@ -264,19 +351,32 @@ impl ContainerJob {
         };
         let exec = match self.docker.create_exec(id, opts).await {
             Ok(e) => e,
-            Err(e) => return StepEnd::NotStarted(format!("cannot start the step in the container: {e}")),
+            Err(e) => {
+                return StepEnd::NotStarted(format!("cannot start the step in the container: {e}"));
+            }
         };
-        let start = StartExecOptions { output_capacity: Some(64 * 1024), ..Default::default() };
+        let start = StartExecOptions {
+            output_capacity: Some(64 * 1024),
+            ..Default::default()
+        };
         let mut output = match self.docker.start_exec(&exec.id, Some(start)).await {
             Ok(StartExecResults::Attached { output, .. }) => output,
-            Ok(StartExecResults::Detached) => return StepEnd::NotStarted("the exec started detached".into()),
-            Err(e) => return StepEnd::NotStarted(format!("cannot start the step in the container: {e}")),
+            Ok(StartExecResults::Detached) => {
+                return StepEnd::NotStarted("the exec started detached".into());
+            }
+            Err(e) => {
+                return StepEnd::NotStarted(format!("cannot start the step in the container: {e}"));
+            }
         };
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let mut stop: Option<StepEnd> = None;
         let mut kill_at: Option<Instant> = None;
         loop {
-            let deadline = if stop.is_none() { limits.deadline.unwrap_or(far) } else { far };
+            let deadline = if stop.is_none() {
+                limits.deadline.unwrap_or(far)
+            } else {
+                far
+            };
             tokio::select! {
                 item = output.next() => match item {
                     Some(Ok(bollard::container::LogOutput::StdErr { message })) => out.push(Stream::Stderr, &message).await,
@@ -314,13 +414,22 @@ impl ContainerJob {
 
     /// Signals every process of the job container except its PID 1.
     async fn signal_all(&self, id: &str, sig: &str) {
-        let _ = self.exec_quiet(id, vec!["sh".into(), "-c".into(), format!("kill -{sig} -1")]).await;
+        let _ = self
+            .exec_quiet(
+                id,
+                vec!["sh".into(), "-c".into(), format!("kill -{sig} -1")],
+            )
+            .await;
     }
 
     /// Removes the job container, the services and the network. Never fails: problems
     /// are logged as warnings.
     pub(crate) async fn cleanup(&self) {
-        let rm = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+        let rm = RemoveContainerOptions {
+            force: true,
+            v: true,
+            ..Default::default()
+        };
         for id in self.container.iter().chain(self.services.iter()) {
             if let Err(e) = self.docker.remove_container(id, Some(rm.clone())).await {
                 tracing::warn!(container = %id, error = %e, "Removing a job container failed.");
@@ -357,8 +466,9 @@ async fn port_open(pid: i64, ip: Option<&str>, port: u16) -> bool {
     let Some(ip) = ip else { return false };
     let addr = format!("{ip}:{port}");
     tokio::task::spawn_blocking(move || {
-        addr.parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
+        addr.parse::<std::net::SocketAddr>().is_ok_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok()
+        })
     })
     .await
     .unwrap_or(false)
@@ -370,7 +480,12 @@ fn listens(table: &str, port: u16) -> bool {
         let mut f = line.split_whitespace();
         let local = f.nth(1).unwrap_or("");
         let state = f.nth(1).unwrap_or("");
-        state == "0A" && local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port)
+        state == "0A"
+            && local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+                == Some(port)
     })
 }
 

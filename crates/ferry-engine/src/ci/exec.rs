@@ -139,10 +139,18 @@ pub async fn execute(
     let started = Instant::now();
     let pipeline = match ferry_config::parse(Path::new("ferry.yml"), &spec.pipeline) {
         Ok(p) => p,
-        Err(d) => return ExecOutcome::failed(format!("the run's ferry.yml does not validate:\n{d}"), started),
+        Err(d) => {
+            return ExecOutcome::failed(
+                format!("the run's ferry.yml does not validate:\n{d}"),
+                started,
+            );
+        }
     };
     let Some(inst) = pipeline.instances().into_iter().find(|i| i.id == spec.job) else {
-        return ExecOutcome::failed(format!("the run's ferry.yml has no job `{}`", spec.job), started);
+        return ExecOutcome::failed(
+            format!("the run's ferry.yml has no job `{}`", spec.job),
+            started,
+        );
     };
     let root = opts.work_dir.join(format!(
         "{}-{}-{}",
@@ -158,7 +166,13 @@ pub async fn execute(
 
     // Log lines to the JobIo, everything else to the caller.
     let (tx, rx) = mpsc::channel::<RunEvent>(256);
-    let forwarder = tokio::spawn(forward(rx, io.clone(), events, cancel.clone(), lease_lost.clone()));
+    let forwarder = tokio::spawn(forward(
+        rx,
+        io.clone(),
+        events,
+        cancel.clone(),
+        lease_lost.clone(),
+    ));
     let (event_tx, recorder) = match events::start(&root.join("events.jsonl"), tx) {
         Ok(x) => x,
         Err(e) => {
@@ -166,9 +180,25 @@ pub async fn execute(
             return ExecOutcome::failed(format!("cannot write {}: {e}", root.display()), started);
         }
     };
-    let heartbeat = tokio::spawn(beat(io.clone(), opts.heartbeat, cancel.clone(), lease_lost.clone()));
+    let heartbeat = tokio::spawn(beat(
+        io.clone(),
+        opts.heartbeat,
+        cancel.clone(),
+        lease_lost.clone(),
+    ));
 
-    let outcome = run_job(spec, &pipeline, &inst, io, opts, &root, event_tx, cancel.clone(), &lease_lost).await;
+    let outcome = run_job(
+        spec,
+        &pipeline,
+        &inst,
+        io,
+        opts,
+        &root,
+        event_tx,
+        cancel.clone(),
+        &lease_lost,
+    )
+    .await;
 
     heartbeat.abort();
     let _ = recorder.await;
@@ -209,7 +239,11 @@ async fn run_job(
         Err(JobIoError::LeaseLost) => {
             lease_lost.store(true, Ordering::SeqCst);
             cancel.cancel();
-            return Ok((JobResult::Cancelled, Some("the lease on the job was lost".into()), None));
+            return Ok((
+                JobResult::Cancelled,
+                Some("the lease on the job was lost".into()),
+                None,
+            ));
         }
         Err(e) => return Err(format!("cannot get the source of commit {}: {e}", spec.sha)),
     };
@@ -218,8 +252,11 @@ async fn run_job(
     run_opts.parallelism = 1;
     run_opts.approve = vec![inst.id.clone()];
     run_opts.approver = Arc::new(NonInteractive);
-    let secrets: HashMap<String, Vec<u8>> =
-        spec.secrets.iter().map(|(k, v)| (k.clone(), v.clone().into_bytes())).collect();
+    let secrets: HashMap<String, Vec<u8>> = spec
+        .secrets
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+        .collect();
     run_opts.secrets = Arc::new(secrets);
     run_opts.grace = opts.grace;
     run_opts.event = spec.event.clone();
@@ -242,7 +279,11 @@ async fn run_job(
         run_dir: root.to_path_buf(),
         work_root: root.to_path_buf(),
         snapshot,
-        commit: Commit { sha: spec.sha.clone(), branch: spec.branch.clone(), tag: spec.tag.clone() },
+        commit: Commit {
+            sha: spec.sha.clone(),
+            branch: spec.branch.clone(),
+            tag: spec.tag.clone(),
+        },
         events: event_tx,
         cancel,
         slugs: HashMap::from([(inst.id.clone(), format!("ws-{job_slug}"))]),
@@ -259,13 +300,23 @@ async fn run_job(
     for need in &inst.needs {
         let r = spec.needs.get(need).copied().unwrap_or(JobResult::Skipped);
         needs_ok &= r.lets_dependants_run();
-        let job_id = pipeline.instances().into_iter().find(|i| &i.id == need).map_or(need.clone(), |i| i.job);
+        let job_id = pipeline
+            .instances()
+            .into_iter()
+            .find(|i| &i.id == need)
+            .map_or(need.clone(), |i| i.job);
         let e = needs.entry(job_id).or_insert(JobResult::Success);
         *e = super::scheduler::worst(*e, r);
     }
     let o = job::run_instance(&ctx, inst, needs, needs_ok).await;
-    let result = if o.result == JobResult::AllowedFailure { JobResult::Failure } else { o.result };
-    let reason = o.reason.map(|r| r.trim_end_matches(" (allowed to fail)").to_string());
+    let result = if o.result == JobResult::AllowedFailure {
+        JobResult::Failure
+    } else {
+        o.result
+    };
+    let reason = o
+        .reason
+        .map(|r| r.trim_end_matches(" (allowed to fail)").to_string());
     let digest = handoff.saved();
     drop(ctx);
     Ok((result, reason, digest))
@@ -273,7 +324,12 @@ async fn run_job(
 
 /// Renews the lease until aborted; cancels the job when the run is cancelled or the
 /// lease is lost.
-async fn beat(io: Arc<dyn JobIo>, every: Duration, cancel: CancellationToken, lost: Arc<AtomicBool>) {
+async fn beat(
+    io: Arc<dyn JobIo>,
+    every: Duration,
+    cancel: CancellationToken,
+    lost: Arc<AtomicBool>,
+) {
     let every = every.max(Duration::from_millis(50));
     loop {
         tokio::select! {
@@ -291,7 +347,9 @@ async fn beat(io: Arc<dyn JobIo>, every: Duration, cancel: CancellationToken, lo
                 cancel.cancel();
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "A heartbeat failed; trying again at the next one."),
+            Err(e) => {
+                tracing::warn!(error = %e, "A heartbeat failed; trying again at the next one.")
+            }
         }
     }
 }
@@ -335,7 +393,9 @@ async fn forward(
         };
         let Some(ev) = ev else { break };
         let lines: Option<(u32, Vec<String>)> = match &ev {
-            RunEvent::Log { step, stream, line, .. } => {
+            RunEvent::Log {
+                step, stream, line, ..
+            } => {
                 let step = u32::try_from(*step).unwrap_or(u32::MAX);
                 let text: Vec<String> = if stream == "ferry" {
                     line.split('\n').map(|l| format!("ferry: {l}")).collect()
@@ -344,11 +404,20 @@ async fn forward(
                 };
                 Some((step, text))
             }
-            RunEvent::StepFinished { step, result, exit_code, .. }
-                if !matches!(result, JobResult::Success | JobResult::Skipped) =>
-            {
-                let code = exit_code.map(|c| format!(" (exit code {c})")).unwrap_or_default();
-                let line = format!("ferry: step {} ({}) ended: {result}{code}", step.index + 1, step.name);
+            RunEvent::StepFinished {
+                step,
+                result,
+                exit_code,
+                ..
+            } if !matches!(result, JobResult::Success | JobResult::Skipped) => {
+                let code = exit_code
+                    .map(|c| format!(" (exit code {c})"))
+                    .unwrap_or_default();
+                let line = format!(
+                    "ferry: step {} ({}) ended: {result}{code}",
+                    step.index + 1,
+                    step.name
+                );
                 Some((u32::try_from(step.index).unwrap_or(u32::MAX), vec![line]))
             }
             _ => None,

@@ -34,7 +34,11 @@ fn io_text(e: JobIoError) -> String {
 impl Handoff {
     /// Unpacks the artifacts of `needs` (instance ids) into `workspace`; one note per
     /// artifact restored.
-    pub(crate) async fn restore(self: &Arc<Self>, needs: &[String], workspace: &Path) -> Result<Vec<String>, String> {
+    pub(crate) async fn restore(
+        self: &Arc<Self>,
+        needs: &[String],
+        workspace: &Path,
+    ) -> Result<Vec<String>, String> {
         match &**self {
             Handoff::Run(_) => {
                 let this = self.clone();
@@ -49,8 +53,13 @@ impl Handoff {
             Handoff::Io(h) => {
                 let mut notes = Vec::new();
                 for need in needs {
-                    let Some(digest) = h.needs.get(need) else { continue };
-                    let file = h.scratch.join(format!("need-{}.tar", super::util::short_hash(need.as_bytes())));
+                    let Some(digest) = h.needs.get(need) else {
+                        continue;
+                    };
+                    let file = h.scratch.join(format!(
+                        "need-{}.tar",
+                        super::util::short_hash(need.as_bytes())
+                    ));
                     h.io.fetch_artifact(digest, &file).await.map_err(io_text)?;
                     let (ws, f) = (workspace.to_path_buf(), file.clone());
                     let res = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -69,11 +78,17 @@ impl Handoff {
     }
 
     /// Packs `patterns` of `workspace` as the artifacts of `job`; returns a note.
-    pub(crate) async fn save(self: &Arc<Self>, job: &str, workspace: &Path, patterns: &[String]) -> Result<String, String> {
+    pub(crate) async fn save(
+        self: &Arc<Self>,
+        job: &str,
+        workspace: &Path,
+        patterns: &[String],
+    ) -> Result<String, String> {
         match &**self {
             Handoff::Run(_) => {
                 let this = self.clone();
-                let (job, ws, patterns) = (job.to_string(), workspace.to_path_buf(), patterns.to_vec());
+                let (job, ws, patterns) =
+                    (job.to_string(), workspace.to_path_buf(), patterns.to_vec());
                 tokio::task::spawn_blocking(move || match &*this {
                     Handoff::Run(a) => a.save(&job, &ws, &patterns),
                     Handoff::Io(_) => Err("internal error: wrong artifact hand-off".to_string()),
@@ -89,11 +104,16 @@ impl Handoff {
                     if files.is_empty() {
                         return Err(format!(
                             "no file matches the artifact paths {}",
-                            pats.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                            pats.iter()
+                                .map(|p| format!("`{p}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ));
                     }
-                    let out = std::fs::File::create(&f).map_err(|e| format!("{}: {e}", f.display()))?;
-                    let w = archive::pack(&ws, &files, std::io::BufWriter::new(out)).map_err(|e| e.to_string())?;
+                    let out =
+                        std::fs::File::create(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+                    let w = archive::pack(&ws, &files, std::io::BufWriter::new(out))
+                        .map_err(|e| e.to_string())?;
                     let file = w.into_inner().map_err(|e| e.to_string())?;
                     file.sync_all().map_err(|e| e.to_string())?;
                     Ok(files.len())

@@ -1,6 +1,6 @@
 //! The host executor: a step is a process group on this machine.
 
-use super::output::{Stream, StepOutput};
+use super::output::{StepOutput, Stream};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use std::ffi::OsString;
@@ -82,7 +82,10 @@ pub(crate) async fn run(cmd: HostCommand<'_>, limits: &Limits, out: &mut StepOut
             return StepEnd::NotStarted(why);
         }
     };
-    let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
+    let pgid = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     // Bigger pipes: a step that floods its output wakes us 16 times less often.
@@ -99,7 +102,11 @@ pub(crate) async fn run(cmd: HostCommand<'_>, limits: &Limits, out: &mut StepOut
     let mut kill_at: Option<Instant> = None;
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
     let status = loop {
-        let deadline = if stop.is_none() { limits.deadline.unwrap_or(far) } else { far };
+        let deadline = if stop.is_none() {
+            limits.deadline.unwrap_or(far)
+        } else {
+            far
+        };
         let kill_deadline = kill_at.unwrap_or(far);
         tokio::select! {
             n = read_opt(&mut stdout, &mut buf_out) => {
@@ -155,7 +162,11 @@ pub(crate) async fn run(cmd: HostCommand<'_>, limits: &Limits, out: &mut StepOut
     match status {
         Ok(st) => {
             use std::os::unix::process::ExitStatusExt;
-            StepEnd::Exited(st.code().or_else(|| st.signal().map(|s| 128 + s)).unwrap_or(1))
+            StepEnd::Exited(
+                st.code()
+                    .or_else(|| st.signal().map(|s| 128 + s))
+                    .unwrap_or(1),
+            )
         }
         Err(e) => StepEnd::NotStarted(format!("waiting for the step failed: {e}")),
     }
@@ -169,7 +180,10 @@ fn signal(pgid: Option<Pid>, sig: Signal) {
 }
 
 /// Reads from an optional pipe; a missing pipe never becomes ready.
-async fn read_opt<R: tokio::io::AsyncRead + Unpin>(r: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+async fn read_opt<R: tokio::io::AsyncRead + Unpin>(
+    r: &mut Option<R>,
+    buf: &mut [u8],
+) -> Option<usize> {
     match r {
         Some(r) => r.read(buf).await.ok(),
         None => std::future::pending().await,

@@ -44,7 +44,10 @@ pub(crate) struct Attempt {
 
 impl Attempt {
     pub(crate) fn fail(reason: impl Into<String>) -> Self {
-        Attempt { result: JobResult::Failure, reason: Some(reason.into()) }
+        Attempt {
+            result: JobResult::Failure,
+            reason: Some(reason.into()),
+        }
     }
 }
 
@@ -81,7 +84,12 @@ fn templates(ctx: &RunCtx, job: &Job) -> Vec<String> {
 }
 
 /// The expression context every template of this job starts from.
-pub(crate) fn base_context(ctx: &RunCtx, inst: &JobInstance, needs: &IndexMap<String, JobResult>, workspace: &std::path::Path) -> EvalContext {
+pub(crate) fn base_context(
+    ctx: &RunCtx,
+    inst: &JobInstance,
+    needs: &IndexMap<String, JobResult>,
+    workspace: &std::path::Path,
+) -> EvalContext {
     let c = &ctx.commit;
     EvalContext {
         facts: RunFacts {
@@ -120,9 +128,16 @@ async fn decide_and_run(
     needs_ok: bool,
 ) -> JobOutcome {
     let Some(job) = ctx.pipeline.jobs.get(&inst.job) else {
-        return JobOutcome::not_run(JobResult::Failure, "internal error: the job is not in the pipeline");
+        return JobOutcome::not_run(
+            JobResult::Failure,
+            "internal error: the job is not in the pipeline",
+        );
     };
-    let slug = ctx.slugs.get(&inst.id).cloned().unwrap_or_else(|| super::util::slug(&inst.id));
+    let slug = ctx
+        .slugs
+        .get(&inst.id)
+        .cloned()
+        .unwrap_or_else(|| super::util::slug(&inst.id));
     let ws = workspace::job_dir(&ctx.work_root, &slug);
     let mut ectx = base_context(ctx, inst, &needs, &ws);
 
@@ -130,8 +145,18 @@ async fn decide_and_run(
     match &job.condition {
         Some(cond) if cond.source.contains("needs") => match cond.evaluate(&ectx) {
             Ok(true) => {}
-            Ok(false) => return JobOutcome::not_run(JobResult::Skipped, &format!("its `if` is false: `{}`", cond.source)),
-            Err(e) => return JobOutcome::not_run(JobResult::Failure, &format!("its `if` cannot be evaluated: {e}")),
+            Ok(false) => {
+                return JobOutcome::not_run(
+                    JobResult::Skipped,
+                    &format!("its `if` is false: `{}`", cond.source),
+                );
+            }
+            Err(e) => {
+                return JobOutcome::not_run(
+                    JobResult::Failure,
+                    &format!("its `if` cannot be evaluated: {e}"),
+                );
+            }
         },
         cond => {
             if !needs_ok {
@@ -140,13 +165,26 @@ async fn decide_and_run(
                     .filter(|(_, r)| !r.lets_dependants_run())
                     .map(|(j, r)| format!("`{j}` ({r})"))
                     .collect();
-                return JobOutcome::not_run(JobResult::Skipped, &format!("a job it needs did not succeed: {}", failed.join(", ")));
+                return JobOutcome::not_run(
+                    JobResult::Skipped,
+                    &format!("a job it needs did not succeed: {}", failed.join(", ")),
+                );
             }
             if let Some(cond) = cond {
                 match cond.evaluate(&ectx) {
                     Ok(true) => {}
-                    Ok(false) => return JobOutcome::not_run(JobResult::Skipped, &format!("its `if` is false: `{}`", cond.source)),
-                    Err(e) => return JobOutcome::not_run(JobResult::Failure, &format!("its `if` cannot be evaluated: {e}")),
+                    Ok(false) => {
+                        return JobOutcome::not_run(
+                            JobResult::Skipped,
+                            &format!("its `if` is false: `{}`", cond.source),
+                        );
+                    }
+                    Err(e) => {
+                        return JobOutcome::not_run(
+                            JobResult::Failure,
+                            &format!("its `if` cannot be evaluated: {e}"),
+                        );
+                    }
                 }
             }
         }
@@ -161,17 +199,24 @@ async fn decide_and_run(
     for name in &names {
         match ctx.opts.secrets.get(name) {
             Ok(Some(v)) => {
-                ectx.secrets.insert(name.clone(), String::from_utf8_lossy(&v).into_owned());
+                ectx.secrets
+                    .insert(name.clone(), String::from_utf8_lossy(&v).into_owned());
                 values.push(v);
             }
             Ok(None) => {
                 return JobOutcome::not_run(
                     JobResult::Failure,
-                    &format!("job `{}` uses secret `{name}`, which is not set: run `ferry secret set {name}`", inst.id),
+                    &format!(
+                        "job `{}` uses secret `{name}`, which is not set: run `ferry secret set {name}`",
+                        inst.id
+                    ),
                 );
             }
             Err(e) => {
-                return JobOutcome::not_run(JobResult::Failure, &format!("cannot read secret `{name}`: {e}"));
+                return JobOutcome::not_run(
+                    JobResult::Failure,
+                    &format!("cannot read secret `{name}`: {e}"),
+                );
             }
         }
     }
@@ -179,7 +224,11 @@ async fn decide_and_run(
 
     // Approval, before taking a slot so waiting for a person blocks nobody.
     if let Some(approval) = &job.approval
-        && !ctx.opts.approve.iter().any(|a| a == &inst.id || a == &inst.job)
+        && !ctx
+            .opts
+            .approve
+            .iter()
+            .any(|a| a == &inst.id || a == &inst.job)
     {
         let message = approval
             .message
@@ -189,7 +238,12 @@ async fn decide_and_run(
             g = ctx.approvals.lock() => g,
             () = ctx.cancel.cancelled() => return JobOutcome::not_run(JobResult::Cancelled, "the run was cancelled while the job waited for approval"),
         };
-        ctx.events.send(RunEvent::ApprovalRequired { job: inst.id.clone(), message: message.clone() }).await;
+        ctx.events
+            .send(RunEvent::ApprovalRequired {
+                job: inst.id.clone(),
+                message: message.clone(),
+            })
+            .await;
         let decision = tokio::select! {
             d = ctx.opts.approver.approve(&inst.id, &message) => d,
             () = ctx.cancel.cancelled() => return JobOutcome::not_run(JobResult::Cancelled, "the run was cancelled while the job waited for approval"),
@@ -198,19 +252,33 @@ async fn decide_and_run(
         match decision {
             ApprovalDecision::Approved => {}
             ApprovalDecision::Refused(who) => {
-                let by = if who.is_empty() { String::new() } else { format!(" ({who})") };
-                return JobOutcome::not_run(JobResult::Failure, &format!("job `{}` was not approved{by}", inst.job));
+                let by = if who.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({who})")
+                };
+                return JobOutcome::not_run(
+                    JobResult::Failure,
+                    &format!("job `{}` was not approved{by}", inst.job),
+                );
             }
             ApprovalDecision::NoApprover => {
                 return JobOutcome::not_run(
                     JobResult::Failure,
-                    &format!("job `{}` needs approval: run with `--approve {}`", inst.job, inst.job),
+                    &format!(
+                        "job `{}` needs approval: run with `--approve {}`",
+                        inst.job, inst.job
+                    ),
                 );
             }
         }
     }
 
-    ctx.events.send(RunEvent::JobQueued { job: inst.id.clone() }).await;
+    ctx.events
+        .send(RunEvent::JobQueued {
+            job: inst.id.clone(),
+        })
+        .await;
     let _permit = tokio::select! {
         p = ctx.slots.acquire() => match p {
             Ok(p) => p,
@@ -222,17 +290,27 @@ async fn decide_and_run(
     let started = Instant::now();
     let log_dir = ctx.run_dir.join("logs").join(&slug);
     if let Err(e) = std::fs::create_dir_all(&log_dir) {
-        return JobOutcome::not_run(JobResult::Failure, &format!("cannot create {}: {e}", log_dir.display()));
+        return JobOutcome::not_run(
+            JobResult::Failure,
+            &format!("cannot create {}: {e}", log_dir.display()),
+        );
     }
     let notes = JobNotes::new(&inst.id, log_dir.join("ferry.log"), ctx.events.clone());
     let executor_name = match &job.image {
-        Some(img) => format!("container:{}", interpolate(img, &ectx).unwrap_or_else(|_| img.clone())),
+        Some(img) => format!(
+            "container:{}",
+            interpolate(img, &ectx).unwrap_or_else(|_| img.clone())
+        ),
         None => "host".to_string(),
     };
     let mut attempt_no = 1;
     let last = loop {
         ctx.events
-            .send(RunEvent::JobStarted { job: inst.id.clone(), attempt: attempt_no, executor: masker.mask_str(&executor_name) })
+            .send(RunEvent::JobStarted {
+                job: inst.id.clone(),
+                attempt: attempt_no,
+                executor: masker.mask_str(&executor_name),
+            })
             .await;
         let job_ctx = JobCtx {
             run: ctx.clone(),
@@ -248,9 +326,18 @@ async fn decide_and_run(
         };
         let a = run_attempt(&job_ctx).await;
         let retryable = matches!(a.result, JobResult::Failure | JobResult::TimedOut);
-        if retryable && ctx.in_process_retries && attempt_no <= job.retry && !ctx.cancel.is_cancelled() {
+        if retryable
+            && ctx.in_process_retries
+            && attempt_no <= job.retry
+            && !ctx.cancel.is_cancelled()
+        {
             attempt_no += 1;
-            ctx.events.send(RunEvent::JobRetrying { job: inst.id.clone(), next_attempt: attempt_no }).await;
+            ctx.events
+                .send(RunEvent::JobRetrying {
+                    job: inst.id.clone(),
+                    next_attempt: attempt_no,
+                })
+                .await;
             continue;
         }
         break a;
@@ -261,7 +348,12 @@ async fn decide_and_run(
         result = JobResult::AllowedFailure;
         reason = reason.map(|r| format!("{r} (allowed to fail)"));
     }
-    JobOutcome { result, duration: started.elapsed(), reason, attempts: attempt_no }
+    JobOutcome {
+        result,
+        duration: started.elapsed(),
+        reason,
+        attempts: attempt_no,
+    }
 }
 
 /// What one attempt needs.
@@ -290,7 +382,12 @@ async fn run_attempt(j: &JobCtx<'_>) -> Attempt {
     let (snap, ws) = (j.run.snapshot.clone(), j.workspace.clone());
     match tokio::task::spawn_blocking(move || workspace::materialize(&snap, &ws)).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Attempt::fail(format!("cannot prepare the workspace {}: {e}", j.workspace.display())),
+        Ok(Err(e)) => {
+            return Attempt::fail(format!(
+                "cannot prepare the workspace {}: {e}",
+                j.workspace.display()
+            ));
+        }
         Err(e) => return Attempt::fail(format!("preparing the workspace failed: {e}")),
     }
     // Artifacts of the jobs it needs.
@@ -316,8 +413,19 @@ async fn run_attempt(j: &JobCtx<'_>) -> Attempt {
                 match tokio::task::spawn_blocking(move || run.cache.restore(&k, &ws)).await {
                     Ok(Ok(true)) => j.note(0, &format!("Restored cache `{key}`.")).await,
                     Ok(Ok(false)) => j.note(0, &format!("No cache for `{key}` yet.")).await,
-                    Ok(Err(e)) => j.note(0, &format!("warning: cannot restore cache `{key}`: {e}; going on without it")).await,
-                    Err(e) => j.note(0, &format!("warning: restoring cache failed: {e}")).await,
+                    Ok(Err(e)) => {
+                        j.note(
+                            0,
+                            &format!(
+                                "warning: cannot restore cache `{key}`: {e}; going on without it"
+                            ),
+                        )
+                        .await
+                    }
+                    Err(e) => {
+                        j.note(0, &format!("warning: restoring cache failed: {e}"))
+                            .await
+                    }
                 }
                 cache_key = Some(key);
             }
@@ -337,7 +445,12 @@ async fn run_attempt(j: &JobCtx<'_>) -> Attempt {
 
     let last_step = j.job.steps.len().saturating_sub(1);
     if let Some(art) = &j.job.artifacts {
-        match j.run.artifacts.save(&j.inst.id, &j.workspace, &art.paths).await {
+        match j
+            .run
+            .artifacts
+            .save(&j.inst.id, &j.workspace, &art.paths)
+            .await
+        {
             Ok(note) => j.note(last_step, &note).await,
             Err(e) => return Attempt::fail(format!("cannot save artifacts: {e}")),
         }
@@ -345,11 +458,12 @@ async fn run_attempt(j: &JobCtx<'_>) -> Attempt {
     if let (Some(cache), Some(key)) = (&j.job.cache, cache_key) {
         let run = j.run.clone();
         let (ws, paths) = (j.workspace.clone(), cache.paths.clone());
-        let note = match tokio::task::spawn_blocking(move || run.cache.save(&key, &ws, &paths)).await {
-            Ok(Ok(note)) => note,
-            Ok(Err(warning)) => format!("warning: {warning}"),
-            Err(e) => format!("warning: saving the cache failed: {e}"),
-        };
+        let note =
+            match tokio::task::spawn_blocking(move || run.cache.save(&key, &ws, &paths)).await {
+                Ok(Ok(note)) => note,
+                Ok(Err(warning)) => format!("warning: {warning}"),
+                Err(e) => format!("warning: saving the cache failed: {e}"),
+            };
         j.note(last_step, &note).await;
     }
     outcome

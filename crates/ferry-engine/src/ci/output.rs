@@ -52,10 +52,22 @@ pub(crate) struct StepOutput {
 impl StepOutput {
     /// Creates the log file (a failure to create it is reported once, in the events,
     /// and output still streams).
-    pub(crate) fn new(job: &str, step: usize, log_path: &Path, masker: &Masker, events: EventTx) -> Self {
+    pub(crate) fn new(
+        job: &str,
+        step: usize,
+        log_path: &Path,
+        masker: &Masker,
+        events: EventTx,
+    ) -> Self {
         let (log, log_error) = match File::create(log_path) {
             Ok(f) => (Some(BufWriter::with_capacity(128 * 1024, f)), None),
-            Err(e) => (None, Some(format!("cannot write the log file {}: {e}", log_path.display()))),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "cannot write the log file {}: {e}",
+                    log_path.display()
+                )),
+            ),
         };
         let state = || StreamState {
             masker: masker.stream(),
@@ -90,7 +102,10 @@ impl StepOutput {
         if let Some(log) = &mut self.log
             && let Err(e) = log.write_all(new)
         {
-            let msg = format!("writing the log file {} failed: {e}", self.log_path.display());
+            let msg = format!(
+                "writing the log file {} failed: {e}",
+                self.log_path.display()
+            );
             self.log = None;
             self.log_error = Some(msg);
         }

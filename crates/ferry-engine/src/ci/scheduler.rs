@@ -1,9 +1,9 @@
 //! The run: set-up, the DAG loop that starts ready jobs, and the summary.
 
 use super::artifacts::Artifacts;
-use super::handoff::Handoff;
 use super::cache::CacheDir;
 use super::events::{self, EventTx};
+use super::handoff::Handoff;
 use super::job::{self, JobOutcome};
 use super::util::{ms, new_run_id, now_ms, slug};
 use super::workspace::{self, Commit};
@@ -43,7 +43,10 @@ pub(crate) struct RunCtx {
 }
 
 fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |source| EngineError::Io { path: path.to_path_buf(), source }
+    move |source| EngineError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The selected instances (in pipeline order) with everything they need.
@@ -54,13 +57,20 @@ fn select(instances: &[JobInstance], select: &[String]) -> Result<Vec<JobInstanc
     let mut wanted: HashSet<String> = HashSet::new();
     let mut stack: Vec<String> = Vec::new();
     for s in select {
-        let matching: Vec<&JobInstance> = instances.iter().filter(|i| &i.id == s || &i.job == s).collect();
+        let matching: Vec<&JobInstance> = instances
+            .iter()
+            .filter(|i| &i.id == s || &i.job == s)
+            .collect();
         if matching.is_empty() {
             let mut known: Vec<&str> = instances.iter().map(|i| i.job.as_str()).collect();
             known.dedup();
             return Err(EngineError::UnknownJob {
                 id: s.clone(),
-                known: known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
+                known: known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         stack.extend(matching.iter().map(|i| i.id.clone()));
@@ -72,7 +82,11 @@ fn select(instances: &[JobInstance], select: &[String]) -> Result<Vec<JobInstanc
             stack.extend(inst.needs.iter().cloned());
         }
     }
-    Ok(instances.iter().filter(|i| wanted.contains(&i.id)).cloned().collect())
+    Ok(instances
+        .iter()
+        .filter(|i| wanted.contains(&i.id))
+        .cloned()
+        .collect())
 }
 
 fn unique_slugs(instances: &[JobInstance]) -> HashMap<String, String> {
@@ -140,9 +154,16 @@ pub(crate) async fn run(
 
     let snapshot = work_root.join(".source.tar");
     {
-        let (repo, sha, dirty, path_env, dest) =
-            (opts.repo.clone(), commit.sha.clone(), opts.dirty, opts.path_env.clone(), snapshot.clone());
-        let res = blocking(move || workspace::snapshot(&repo, &sha, dirty, path_env.as_ref(), &dest)).await?;
+        let (repo, sha, dirty, path_env, dest) = (
+            opts.repo.clone(),
+            commit.sha.clone(),
+            opts.dirty,
+            opts.path_env.clone(),
+            snapshot.clone(),
+        );
+        let res =
+            blocking(move || workspace::snapshot(&repo, &sha, dirty, path_env.as_ref(), &dest))
+                .await?;
         if let Err(e) = res {
             let _ = std::fs::remove_dir_all(&work_root);
             return Err(e);
@@ -161,7 +182,10 @@ pub(crate) async fn run(
         })
         .await;
 
-    let cache_root = opts.cache_dir.clone().unwrap_or_else(|| opts.data_dir.join("cache"));
+    let cache_root = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| opts.data_dir.join("cache"));
     let ctx = Arc::new(RunCtx {
         slots: Semaphore::new(opts.parallelism.max(1)),
         artifacts: Arc::new(Handoff::Run(Artifacts::new(
@@ -188,7 +212,9 @@ pub(crate) async fn run(
     let jobs: Vec<JobSummary> = instances
         .iter()
         .map(|i| {
-            let o = results.get(&i.id).cloned().unwrap_or_else(|| JobOutcome::not_run(JobResult::Cancelled, "the run ended before the job started"));
+            let o = results.get(&i.id).cloned().unwrap_or_else(|| {
+                JobOutcome::not_run(JobResult::Cancelled, "the run ended before the job started")
+            });
             JobSummary {
                 id: i.id.clone(),
                 result: o.result,
@@ -249,7 +275,10 @@ async fn dag_loop(ctx: &Arc<RunCtx>, instances: &[JobInstance]) -> HashMap<Strin
             }
             started.insert(inst.id.clone());
             if ctx.cancel.is_cancelled() {
-                let o = JobOutcome::not_run(JobResult::Cancelled, "the run was cancelled before the job started");
+                let o = JobOutcome::not_run(
+                    JobResult::Cancelled,
+                    "the run was cancelled before the job started",
+                );
                 job::finish_event(ctx, &inst.id, &o).await;
                 results.insert(inst.id.clone(), o);
                 continue;
@@ -259,7 +288,10 @@ async fn dag_loop(ctx: &Arc<RunCtx>, instances: &[JobInstance]) -> HashMap<Strin
             for n in &inst.needs {
                 let r = results.get(n).map_or(JobResult::Skipped, |o| o.result);
                 needs_ok &= r.lets_dependants_run();
-                let job_id = instances.iter().find(|i| &i.id == n).map_or(n.clone(), |i| i.job.clone());
+                let job_id = instances
+                    .iter()
+                    .find(|i| &i.id == n)
+                    .map_or(n.clone(), |i| i.job.clone());
                 let entry = needs.entry(job_id).or_insert(JobResult::Success);
                 *entry = worst(*entry, r);
             }
@@ -276,7 +308,10 @@ async fn dag_loop(ctx: &Arc<RunCtx>, instances: &[JobInstance]) -> HashMap<Strin
             }
             Some(Err(e)) => {
                 if let Some(id) = task_ids.get(&e.id()).cloned() {
-                    let o = JobOutcome::not_run(JobResult::Failure, "internal error in the engine (the job's task ended unexpectedly)");
+                    let o = JobOutcome::not_run(
+                        JobResult::Failure,
+                        "internal error in the engine (the job's task ended unexpectedly)",
+                    );
                     tracing::error!(job = %id, error = %e, "A job task failed.");
                     job::finish_event(ctx, &id, &o).await;
                     results.insert(id, o);
@@ -289,7 +324,8 @@ async fn dag_loop(ctx: &Arc<RunCtx>, instances: &[JobInstance]) -> HashMap<Strin
                 // Needs outside the selection cannot happen (selection is closed), but
                 // never spin: report what is left as skipped.
                 for inst in instances.iter().filter(|i| !started.contains(&i.id)) {
-                    let o = JobOutcome::not_run(JobResult::Skipped, "its needs could not be satisfied");
+                    let o =
+                        JobOutcome::not_run(JobResult::Skipped, "its needs could not be satisfied");
                     job::finish_event(ctx, &inst.id, &o).await;
                     results.insert(inst.id.clone(), o);
                 }
@@ -303,8 +339,10 @@ async fn dag_loop(ctx: &Arc<RunCtx>, instances: &[JobInstance]) -> HashMap<Strin
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| EngineError::Io {
-        path: PathBuf::new(),
-        source: std::io::Error::other(format!("a background task failed: {e}")),
-    })
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Io {
+            path: PathBuf::new(),
+            source: std::io::Error::other(format!("a background task failed: {e}")),
+        })
 }

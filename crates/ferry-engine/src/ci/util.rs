@@ -14,9 +14,7 @@ pub(crate) fn ms(d: Duration) -> u64 {
 }
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, ms)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, ms)
 }
 
 /// Lower-case ASCII letters, digits and single dashes, at most 48 characters.
@@ -42,11 +40,18 @@ pub(crate) fn slug(text: &str) -> String {
 
 /// `YYYYMMDD-HHMMSS-xxxx` in UTC.
 pub(crate) fn new_run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs();
     let (y, m, d) = civil_from_days((secs / 86_400) as i64);
     let rem = secs % 86_400;
-    let seed = format!("{}-{}-{:?}", now.as_nanos(), std::process::id(), std::thread::current().id());
+    let seed = format!(
+        "{}-{}-{:?}",
+        now.as_nanos(),
+        std::process::id(),
+        std::thread::current().id()
+    );
     let rand = crate::ci::util::short_hash(seed.as_bytes());
     format!(
         "{y:04}{m:02}{d:02}-{:02}{:02}{:02}-{}",
@@ -106,7 +111,10 @@ mod tests {
 
     #[test]
     fn slugs_are_file_name_safe() {
-        assert_eq!(slug("test (os=linux, rust=1.80)"), "test-os-linux-rust-1-80");
+        assert_eq!(
+            slug("test (os=linux, rust=1.80)"),
+            "test-os-linux-rust-1-80"
+        );
         assert_eq!(slug("Build it!"), "build-it");
         assert_eq!(slug("***"), "x");
     }

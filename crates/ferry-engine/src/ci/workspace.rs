@@ -22,14 +22,20 @@ pub(crate) struct Commit {
     pub tag: Option<String>,
 }
 
-fn git(repo: &Path, path_env: Option<&OsString>, args: &[&str]) -> Result<std::process::Output, EngineError> {
+fn git(
+    repo: &Path,
+    path_env: Option<&OsString>,
+    args: &[&str],
+) -> Result<std::process::Output, EngineError> {
     let mut cmd = Command::new("git");
     cmd.arg("-C").arg(repo).args(args).stdin(Stdio::null());
     if let Some(p) = path_env {
         cmd.env("PATH", p);
     }
     cmd.output().map_err(|e| EngineError::Git {
-        message: format!("cannot run `git` ({e}); install git, Ferry needs it to read the repository"),
+        message: format!(
+            "cannot run `git` ({e}); install git, Ferry needs it to read the repository"
+        ),
     })
 }
 
@@ -40,24 +46,42 @@ fn trimmed(out: &[u8]) -> Option<String> {
 
 /// Reads HEAD, its branch and exact tag.
 pub(crate) fn read_commit(repo: &Path, path_env: Option<&OsString>) -> Result<Commit, EngineError> {
-    let head = git(repo, path_env, &["rev-parse", "--verify", "-q", "HEAD^{commit}"])?;
+    let head = git(
+        repo,
+        path_env,
+        &["rev-parse", "--verify", "-q", "HEAD^{commit}"],
+    )?;
     let sha = match (head.status.success(), trimmed(&head.stdout)) {
         (true, Some(sha)) => sha,
         _ => {
             let inside = git(repo, path_env, &["rev-parse", "--git-dir"])?;
             let message = if inside.status.success() {
-                format!("{}: the repository has no commit yet; commit first, then run", repo.display())
+                format!(
+                    "{}: the repository has no commit yet; commit first, then run",
+                    repo.display()
+                )
             } else {
-                format!("{}: not a git repository (Ferry runs the pipeline of a commit); run `git init` and commit", repo.display())
+                format!(
+                    "{}: not a git repository (Ferry runs the pipeline of a commit); run `git init` and commit",
+                    repo.display()
+                )
             };
             return Err(EngineError::Git { message });
         }
     };
     let branch = git(repo, path_env, &["symbolic-ref", "--short", "-q", "HEAD"])?;
-    let tag = git(repo, path_env, &["describe", "--exact-match", "--tags", "HEAD"])?;
+    let tag = git(
+        repo,
+        path_env,
+        &["describe", "--exact-match", "--tags", "HEAD"],
+    )?;
     Ok(Commit {
         sha,
-        branch: branch.status.success().then(|| trimmed(&branch.stdout)).flatten(),
+        branch: branch
+            .status
+            .success()
+            .then(|| trimmed(&branch.stdout))
+            .flatten(),
         tag: tag.status.success().then(|| trimmed(&tag.stdout)).flatten(),
     })
 }
@@ -70,11 +94,16 @@ pub(crate) fn snapshot(
     path_env: Option<&OsString>,
     dest: &Path,
 ) -> Result<(), EngineError> {
-    let io_err = |source| EngineError::Io { path: dest.to_path_buf(), source };
+    let io_err = |source| EngineError::Io {
+        path: dest.to_path_buf(),
+        source,
+    };
     if !dirty {
         let file = File::create(dest).map_err(io_err)?;
         let mut cmd = Command::new("git");
-        cmd.arg("-C").arg(repo).args(["archive", "--format=tar", sha]);
+        cmd.arg("-C")
+            .arg(repo)
+            .args(["archive", "--format=tar", sha]);
         cmd.stdin(Stdio::null()).stdout(file).stderr(Stdio::piped());
         if let Some(p) = path_env {
             cmd.env("PATH", p);
@@ -95,11 +124,20 @@ pub(crate) fn snapshot(
     let list = git(
         repo,
         path_env,
-        &["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        &[
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
     )?;
     if !list.status.success() {
         return Err(EngineError::Git {
-            message: format!("`git ls-files` failed: {}", String::from_utf8_lossy(&list.stderr).trim()),
+            message: format!(
+                "`git ls-files` failed: {}",
+                String::from_utf8_lossy(&list.stderr).trim()
+            ),
         });
     }
     let file = File::create(dest).map_err(io_err)?;
@@ -120,7 +158,10 @@ pub(crate) fn snapshot(
             _ => {}
         }
     }
-    builder.into_inner().and_then(|mut w| std::io::Write::flush(&mut w)).map_err(io_err)?;
+    builder
+        .into_inner()
+        .and_then(|mut w| std::io::Write::flush(&mut w))
+        .map_err(io_err)?;
     Ok(())
 }
 

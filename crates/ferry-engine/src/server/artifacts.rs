@@ -24,7 +24,10 @@ pub(crate) fn record(data_dir: &Path, run_id: i64, job: &str, digest: &str) -> s
     let name = hash(job);
     let path = dir.join(format!("{name}.json"));
     let tmp = dir.join(format!("{name}.json.tmp"));
-    let bytes = serde_json::to_vec(&Entry { job: job.to_string(), digest: digest.to_string() })?;
+    let bytes = serde_json::to_vec(&Entry {
+        job: job.to_string(),
+        digest: digest.to_string(),
+    })?;
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, &path)
 }

@@ -88,7 +88,10 @@ fn state_file(data_dir: &Path, project: &str) -> PathBuf {
 }
 
 fn read_state(path: &Path) -> BTreeMap<String, i64> {
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 fn write_state(path: &Path, state: &BTreeMap<String, i64>) -> std::io::Result<()> {
@@ -150,7 +153,9 @@ async fn fire_due(core: &Core, project: &str, list: &[CronSchedule], now: i64) {
         };
         match core.trigger(req).await {
             Ok(_) => tracing::info!(project, cron = %cron, at = when, "Fired a scheduled run."),
-            Err(e) => tracing::warn!(project, cron = %cron, error = %e, "A scheduled run cannot start."),
+            Err(e) => {
+                tracing::warn!(project, cron = %cron, error = %e, "A scheduled run cannot start.")
+            }
         }
     }
 }

@@ -15,7 +15,13 @@ pub(crate) fn work_dir(config: &super::CoreConfig) -> PathBuf {
     let id: String = config
         .executor_id
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     config.data_dir.join("work").join(format!("server-{id}"))
 }
@@ -24,14 +30,23 @@ pub(crate) fn work_dir(config: &super::CoreConfig) -> PathBuf {
 /// (other processes' changes send none).
 const IDLE_POLL: Duration = Duration::from_secs(2);
 
-pub(crate) async fn worker(core: Core, n: usize, shutdown: CancellationToken, kill: CancellationToken) {
+pub(crate) async fn worker(
+    core: Core,
+    n: usize,
+    shutdown: CancellationToken,
+    kill: CancellationToken,
+) {
     let config = core.config().clone();
     loop {
         if shutdown.is_cancelled() {
             return;
         }
         let waiter = core.work_waiter();
-        match core.store().claim_job(&config.executor_id, &config.builtin_labels, config.lease).await {
+        match core
+            .store()
+            .claim_job(&config.executor_id, &config.builtin_labels, config.lease)
+            .await
+        {
             Ok(Some(claimed)) => {
                 tracing::debug!(worker = n, job = %claimed.job.name, run = claimed.run.id, "Claimed a job.");
                 run_claimed(&core, claimed, &shutdown, &kill).await;
@@ -53,20 +68,33 @@ pub(crate) async fn worker(core: Core, n: usize, shutdown: CancellationToken, ki
     }
 }
 
-async fn run_claimed(core: &Core, claimed: ClaimedJob, shutdown: &CancellationToken, kill: &CancellationToken) {
+async fn run_claimed(
+    core: &Core,
+    claimed: ClaimedJob,
+    shutdown: &CancellationToken,
+    kill: &CancellationToken,
+) {
     let lease = claimed.lease.clone();
     let run_id = claimed.run.id;
     let job = claimed.job.name.clone();
     let assignment = match core.assignment(claimed).await {
         Ok(a) => a,
         Err(e) => {
-            let outcome = JobOutcome { result: ferry_types::JobResult::Failure, reason: Some(format!("the server cannot prepare the job: {e}")) };
+            let outcome = JobOutcome {
+                result: ferry_types::JobResult::Failure,
+                reason: Some(format!("the server cannot prepare the job: {e}")),
+            };
             report(core, &lease, outcome, None).await;
             return;
         }
     };
     let spec: ci::JobSpec = (&assignment).into();
-    let io: Arc<dyn JobIo> = Arc::new(LocalIo { core: core.clone(), lease: lease.clone(), run_id, job: job.clone() });
+    let io: Arc<dyn JobIo> = Arc::new(LocalIo {
+        core: core.clone(),
+        lease: lease.clone(),
+        run_id,
+        job: job.clone(),
+    });
     let data_dir = &core.config().data_dir;
     let opts = ExecOptions {
         work_dir: work_dir(core.config()),
@@ -101,7 +129,10 @@ async fn run_claimed(core: &Core, claimed: ClaimedJob, shutdown: &CancellationTo
         tracing::warn!(run = run_id, job = %job, "Lost the lease of a running job; its result is not reported.");
         return;
     }
-    let result = JobOutcome { result: outcome.result, reason: outcome.reason };
+    let result = JobOutcome {
+        result: outcome.result,
+        reason: outcome.reason,
+    };
     report(core, &lease, result, outcome.artifacts).await;
 }
 
@@ -132,9 +163,14 @@ async fn report(core: &Core, lease: &Lease, outcome: JobOutcome, artifacts: Opti
     match core.complete_job(lease, outcome, artifacts).await {
         Ok(()) => {}
         Err(CoreError::Store(DbError::LeaseLost { .. })) => {
-            tracing::warn!(job = lease.job_id, "A job's lease was lost before its result was reported.");
+            tracing::warn!(
+                job = lease.job_id,
+                "A job's lease was lost before its result was reported."
+            );
         }
-        Err(e) => tracing::error!(job = lease.job_id, error = %e, "Reporting a job's result failed; its lease will expire and it is retried."),
+        Err(e) => {
+            tracing::error!(job = lease.job_id, error = %e, "Reporting a job's result failed; its lease will expire and it is retried.")
+        }
     }
 }
 
@@ -159,7 +195,12 @@ fn from_core(e: CoreError) -> JobIoError {
 
 impl JobIo for LocalIo {
     fn source<'a>(&'a self, _scratch: &'a Path) -> IoFuture<'a, PathBuf> {
-        Box::pin(async move { self.core.source_archive(self.run_id).await.map_err(from_core) })
+        Box::pin(async move {
+            self.core
+                .source_archive(self.run_id)
+                .await
+                .map_err(from_core)
+        })
     }
 
     fn fetch_artifact<'a>(&'a self, digest: &'a str, dest: &'a Path) -> IoFuture<'a, ()> {
@@ -180,21 +221,36 @@ impl JobIo for LocalIo {
         Box::pin(async move {
             let blobs = self.core.blobs().clone();
             let p = path.to_path_buf();
-            let d = tokio::task::spawn_blocking(move || blobs.put_file(&p)).await.map_err(other)?.map_err(other)?;
+            let d = tokio::task::spawn_blocking(move || blobs.put_file(&p))
+                .await
+                .map_err(other)?
+                .map_err(other)?;
             Ok(d.to_string())
         })
     }
 
     fn append_log<'a>(&'a self, step: u32, lines: Vec<String>) -> IoFuture<'a, ()> {
         Box::pin(async move {
-            self.core.store().append_log(self.run_id, &self.job, step, lines).await.map(|_| ()).map_err(other)
+            self.core
+                .store()
+                .append_log(self.run_id, &self.job, step, lines)
+                .await
+                .map(|_| ())
+                .map_err(other)
         })
     }
 
     fn heartbeat(&self) -> IoFuture<'_, Heartbeat> {
         Box::pin(async move {
-            match self.core.store().renew_lease(&self.lease, self.core.config().lease).await {
-                Ok(r) => Ok(Heartbeat { cancel_requested: r.cancel_requested }),
+            match self
+                .core
+                .store()
+                .renew_lease(&self.lease, self.core.config().lease)
+                .await
+            {
+                Ok(r) => Ok(Heartbeat {
+                    cancel_requested: r.cancel_requested,
+                }),
                 Err(DbError::LeaseLost { .. }) => Err(JobIoError::LeaseLost),
                 Err(e) => Err(other(e)),
             }

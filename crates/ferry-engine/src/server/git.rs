@@ -19,8 +19,14 @@ fn run(dir: Option<&Path>, args: &[&str]) -> Result<std::process::Output, CoreEr
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
     }
-    cmd.args(args).stdin(Stdio::null()).env("GIT_TERMINAL_PROMPT", "0");
-    cmd.output().map_err(|e| CoreError::Git(format!("cannot run `git` ({e}); install git, the server needs it")))
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0");
+    cmd.output().map_err(|e| {
+        CoreError::Git(format!(
+            "cannot run `git` ({e}); install git, the server needs it"
+        ))
+    })
 }
 
 fn text(out: &[u8]) -> String {
@@ -30,7 +36,10 @@ fn text(out: &[u8]) -> String {
 impl Mirror {
     /// The mirror of `project` (it may not exist yet).
     pub(crate) fn new(data_dir: &Path, project: &str, remote: &str) -> Mirror {
-        Mirror { path: data_dir.join("repos").join(format!("{project}.git")), remote: remote.to_string() }
+        Mirror {
+            path: data_dir.join("repos").join(format!("{project}.git")),
+            remote: remote.to_string(),
+        }
     }
 
     /// Whether the mirror has been cloned.
@@ -42,12 +51,18 @@ impl Mirror {
     pub(crate) fn update(&self) -> Result<bool, CoreError> {
         if !self.exists() {
             if let Some(parent) = self.path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| CoreError::Git(format!("{}: {e}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| CoreError::Git(format!("{}: {e}", parent.display())))?;
             }
-            let tmp = self.path.with_extension(format!("git.tmp-{}", std::process::id()));
+            let tmp = self
+                .path
+                .with_extension(format!("git.tmp-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&tmp);
             let tmp_s = tmp.to_string_lossy().to_string();
-            let out = run(None, &["clone", "--mirror", "--quiet", &self.remote, &tmp_s])?;
+            let out = run(
+                None,
+                &["clone", "--mirror", "--quiet", &self.remote, &tmp_s],
+            )?;
             if !out.status.success() {
                 let _ = std::fs::remove_dir_all(&tmp);
                 return Err(CoreError::Git(format!(
@@ -64,7 +79,11 @@ impl Mirror {
         }
         let out = run(Some(&self.path), &["fetch", "--prune", "--quiet", "origin"])?;
         if !out.status.success() {
-            return Err(CoreError::Git(format!("cannot fetch `{}`: {}", self.remote, text(&out.stderr))));
+            return Err(CoreError::Git(format!(
+                "cannot fetch `{}`: {}",
+                self.remote,
+                text(&out.stderr)
+            )));
         }
         Ok(false)
     }
@@ -73,10 +92,18 @@ impl Mirror {
     pub(crate) fn refs(&self) -> Result<Vec<(String, String)>, CoreError> {
         let out = run(
             Some(&self.path),
-            &["for-each-ref", "--format=%(refname) %(objectname) %(*objectname)", "refs/heads", "refs/tags"],
+            &[
+                "for-each-ref",
+                "--format=%(refname) %(objectname) %(*objectname)",
+                "refs/heads",
+                "refs/tags",
+            ],
         )?;
         if !out.status.success() {
-            return Err(CoreError::Git(format!("cannot list refs: {}", text(&out.stderr))));
+            return Err(CoreError::Git(format!(
+                "cannot list refs: {}",
+                text(&out.stderr)
+            )));
         }
         Ok(String::from_utf8_lossy(&out.stdout)
             .lines()
@@ -94,11 +121,17 @@ impl Mirror {
     /// The commit `rev` names, if the mirror has it.
     pub(crate) fn resolve(&self, rev: &str) -> Result<Option<String>, CoreError> {
         if rev.starts_with('-') {
-            return Err(CoreError::Invalid(format!("`{rev}` is not a ref or commit")));
+            return Err(CoreError::Invalid(format!(
+                "`{rev}` is not a ref or commit"
+            )));
         }
         let spec = format!("{rev}^{{commit}}");
         let out = run(Some(&self.path), &["rev-parse", "--verify", "-q", &spec])?;
-        Ok(out.status.success().then(|| text(&out.stdout)).filter(|s| !s.is_empty()))
+        Ok(out
+            .status
+            .success()
+            .then(|| text(&out.stdout))
+            .filter(|s| !s.is_empty()))
     }
 
     /// The text of `file` at commit `sha`, `None` if the commit has no such file.
@@ -121,10 +154,16 @@ impl Mirror {
         };
         let out = match &base {
             Some(b) => run(Some(&self.path), &["diff", "--name-only", "-z", b, new])?,
-            None => run(Some(&self.path), &["ls-tree", "-r", "-z", "--name-only", new])?,
+            None => run(
+                Some(&self.path),
+                &["ls-tree", "-r", "-z", "--name-only", new],
+            )?,
         };
         if !out.status.success() {
-            return Err(CoreError::Git(format!("cannot list changed paths: {}", text(&out.stderr))));
+            return Err(CoreError::Git(format!(
+                "cannot list changed paths: {}",
+                text(&out.stderr)
+            )));
         }
         Ok(out
             .stdout
@@ -137,9 +176,13 @@ impl Mirror {
     /// Writes `git archive` of `sha` to `dest` (atomically: a temporary file renamed).
     pub(crate) fn archive(&self, sha: &str, dest: &Path) -> Result<(), CoreError> {
         let dir = dest.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| CoreError::Git(format!("{}: {e}", dir.display())))?;
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| CoreError::Git(format!("{}: {e}", dir.display())))?;
-        let file = tmp.reopen().map_err(|e| CoreError::Git(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CoreError::Git(format!("{}: {e}", dir.display())))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .map_err(|e| CoreError::Git(format!("{}: {e}", dir.display())))?;
+        let file = tmp
+            .reopen()
+            .map_err(|e| CoreError::Git(format!("{}: {e}", dir.display())))?;
         let out = Command::new("git")
             .arg("-C")
             .arg(&self.path)
@@ -150,9 +193,13 @@ impl Mirror {
             .output()
             .map_err(|e| CoreError::Git(format!("cannot run `git archive` ({e})")))?;
         if !out.status.success() {
-            return Err(CoreError::Git(format!("`git archive {sha}` failed: {}", text(&out.stderr))));
+            return Err(CoreError::Git(format!(
+                "`git archive {sha}` failed: {}",
+                text(&out.stderr)
+            )));
         }
-        tmp.persist(dest).map_err(|e| CoreError::Git(format!("{}: {e}", dest.display())))?;
+        tmp.persist(dest)
+            .map_err(|e| CoreError::Git(format!("{}: {e}", dest.display())))?;
         Ok(())
     }
 }

@@ -77,7 +77,11 @@ pub fn write_hook_token(bare_repo: &Path, token: &str) -> std::io::Result<PathBu
     let hooks = hooks_dir(bare_repo)?;
     let path = hooks.join(HOOK_TOKEN_FILE);
     let _ = std::fs::remove_file(&path);
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
     f.write_all(token.trim().as_bytes())?;
     f.write_all(b"\n")?;
     f.sync_all()?;
@@ -88,7 +92,10 @@ fn hooks_dir(bare_repo: &Path) -> std::io::Result<PathBuf> {
     if !bare_repo.join("HEAD").is_file() || !bare_repo.join("objects").is_dir() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!("{} is not a bare git repository (no HEAD and objects/)", bare_repo.display()),
+            format!(
+                "{} is not a bare git repository (no HEAD and objects/)",
+                bare_repo.display()
+            ),
         ));
     }
     let hooks = bare_repo.join("hooks");

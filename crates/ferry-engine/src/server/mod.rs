@@ -282,7 +282,10 @@ impl Core {
     ) -> Result<(Core, CoreTasks), CoreError> {
         let core = Core::new(store, config, options);
         // Recovery first: nothing is claimed before the old local jobs are taken back.
-        let taken = core.store().interrupt_local_jobs(&core.inner.config.executor_id).await?;
+        let taken = core
+            .store()
+            .interrupt_local_jobs(&core.inner.config.executor_id)
+            .await?;
         for t in &taken {
             tracing::info!(run = t.run_id, job = %t.job, requeued = t.requeued, "Took back a job interrupted by the restart.");
         }
@@ -294,11 +297,23 @@ impl Core {
         let mut handles = Vec::new();
         handles.push(tokio::spawn(reconcile::run(core.clone(), shutdown.clone())));
         for n in 0..core.inner.config.builtin_jobs {
-            handles.push(tokio::spawn(executor::worker(core.clone(), n, shutdown.clone(), kill.clone())));
+            handles.push(tokio::spawn(executor::worker(
+                core.clone(),
+                n,
+                shutdown.clone(),
+                kill.clone(),
+            )));
         }
-        handles.push(tokio::spawn(ops::expire_loop(core.clone(), shutdown.clone())));
+        handles.push(tokio::spawn(ops::expire_loop(
+            core.clone(),
+            shutdown.clone(),
+        )));
         if let Some(every) = core.inner.config.poll_interval {
-            handles.push(tokio::spawn(poll::run(core.clone(), every, shutdown.clone())));
+            handles.push(tokio::spawn(poll::run(
+                core.clone(),
+                every,
+                shutdown.clone(),
+            )));
         }
         handles.push(tokio::spawn(cron::run(core.clone(), shutdown.clone())));
         core.wake_workers();
@@ -344,7 +359,10 @@ impl Core {
         // those are tried again at the next start.
         let settled = match &outcome {
             Ok(_) => true,
-            Err(e) => matches!(e, CoreError::Pipeline(_) | CoreError::NotFound { .. } | CoreError::Invalid(_)),
+            Err(e) => matches!(
+                e,
+                CoreError::Pipeline(_) | CoreError::NotFound { .. } | CoreError::Invalid(_)
+            ),
         };
         if let (Some(id), true) = (req.delivery_id, settled) {
             self.store().mark_delivery_processed(id).await?;
@@ -411,7 +429,10 @@ impl Core {
     /// A waiter subscribed now; [`WorkWaiter::wait`] returns at the first wake-up
     /// after this call.
     pub fn work_waiter(&self) -> WorkWaiter {
-        WorkWaiter { events: self.store().event_notifications(), work: self.inner.work.subscribe() }
+        WorkWaiter {
+            events: self.store().event_notifications(),
+            work: self.inner.work.subscribe(),
+        }
     }
 
     /// Wakes every waiter (and the built-in executor).
@@ -458,8 +479,14 @@ impl Core {
         };
         for d in pending {
             let payload: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
-            let git_ref = payload.get("ref").and_then(|v| v.as_str()).map(str::to_string);
-            let sha = payload.get("after").and_then(|v| v.as_str()).map(str::to_string);
+            let git_ref = payload
+                .get("ref")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            let sha = payload
+                .get("after")
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
             let deleted = sha.as_deref().is_some_and(|s| s.chars().all(|c| c == '0'));
             if d.kind != "push" && !d.kind.contains("Push") || git_ref.is_none() || deleted {
                 let _ = self.store().mark_delivery_processed(d.id).await;
@@ -474,7 +501,9 @@ impl Core {
                 delivery_id: Some(d.id),
             };
             match self.trigger(req).await {
-                Ok(_) => tracing::info!(project = %d.project, delivery = %d.delivery_id, "Processed a webhook delivery accepted before the restart."),
+                Ok(_) => {
+                    tracing::info!(project = %d.project, delivery = %d.delivery_id, "Processed a webhook delivery accepted before the restart.")
+                }
                 Err(e) => {
                     tracing::warn!(project = %d.project, delivery = %d.delivery_id, error = %e, "A webhook delivery accepted before the restart cannot start a run.");
                     let _ = self.store().mark_delivery_processed(d.id).await;
@@ -489,7 +518,11 @@ impl Core {
 fn changed_paths(payload: &serde_json::Value) -> Option<Vec<String>> {
     // The API stores deliveries normalized, with the list already made.
     if let Some(list) = payload.get("changed_paths").and_then(|v| v.as_array()) {
-        return Some(list.iter().filter_map(|p| p.as_str().map(str::to_string)).collect());
+        return Some(
+            list.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect(),
+        );
     }
     let commits = payload.get("commits")?.as_array()?;
     let mut out: Vec<String> = Vec::new();

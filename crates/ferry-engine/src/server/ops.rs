@@ -14,15 +14,25 @@ pub(crate) async fn get_run(core: &Core, run_id: i64) -> Result<Run, CoreError> 
     core.store()
         .get_run(run_id)
         .await?
-        .ok_or_else(|| CoreError::NotFound { what: "run", key: run_id.to_string() })
+        .ok_or_else(|| CoreError::NotFound {
+            what: "run",
+            key: run_id.to_string(),
+        })
 }
 
 pub(crate) async fn cancel_run(core: &Core, run_id: i64, by: &str) -> Result<(), CoreError> {
     let run = get_run(core, run_id).await?;
     if run.status.is_finished() {
-        return Err(CoreError::Invalid(format!("run {run_id} has already ended ({})", run.status)));
+        return Err(CoreError::Invalid(format!(
+            "run {run_id} has already ended ({})",
+            run.status
+        )));
     }
-    if core.store().set_run_status(run_id, RunStatus::Cancelled).await? {
+    if core
+        .store()
+        .set_run_status(run_id, RunStatus::Cancelled)
+        .await?
+    {
         tracing::info!(run = run_id, by, "Cancelled a run.");
     }
     core.cancel_local(run_id);
@@ -72,16 +82,26 @@ pub(crate) fn real_needs(job: &Job) -> Vec<String> {
     if held_for_needs(job)
         && let Some(list) = job.spec.get("needs").and_then(|v| v.as_array())
     {
-        return list.iter().filter_map(|v| v.as_str().map(str::to_string)).collect();
+        return list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
     }
     job.needs.clone()
 }
 
 /// Whether nothing but (possibly) a person holds the job any more.
-pub(crate) async fn holds_cleared(core: &Core, run: &Run, job: &Job, jobs: &[Job]) -> Result<bool, CoreError> {
+pub(crate) async fn holds_cleared(
+    core: &Core,
+    run: &Run,
+    job: &Job,
+    jobs: &[Job],
+) -> Result<bool, CoreError> {
     if held_for_needs(job) {
         let needs = real_needs(job);
-        let ended = needs.iter().all(|n| jobs.iter().any(|j| &j.name == n && j.status.is_finished()));
+        let ended = needs
+            .iter()
+            .all(|n| jobs.iter().any(|j| &j.name == n && j.status.is_finished()));
         if !ended {
             return Ok(false);
         }
@@ -94,19 +114,35 @@ pub(crate) async fn holds_cleared(core: &Core, run: &Run, job: &Job, jobs: &[Job
 
 /// Whether an older run of `run`'s concurrency group is still active.
 pub(crate) async fn group_busy(core: &Core, run: &Run) -> Result<bool, CoreError> {
-    let Some(group) = &run.concurrency_group else { return Ok(false) };
-    let active = core.store().active_runs_in_group(&run.project, group).await?;
+    let Some(group) = &run.concurrency_group else {
+        return Ok(false);
+    };
+    let active = core
+        .store()
+        .active_runs_in_group(&run.project, group)
+        .await?;
     Ok(active.iter().any(|r| r.id < run.id))
 }
 
-pub(crate) async fn approve(core: &Core, run_id: i64, job: &str, by: &str) -> Result<(), CoreError> {
+pub(crate) async fn approve(
+    core: &Core,
+    run_id: i64,
+    job: &str,
+    by: &str,
+) -> Result<(), CoreError> {
     let run = get_run(core, run_id).await?;
     let jobs = core.store().list_jobs(run_id).await?;
     let Some(j) = jobs.iter().find(|j| j.name == job) else {
-        return Err(CoreError::NotFound { what: "job", key: format!("{job} in run {run_id}") });
+        return Err(CoreError::NotFound {
+            what: "job",
+            key: format!("{job} in run {run_id}"),
+        });
     };
     if j.status != JobStatus::WaitingApproval {
-        return Err(CoreError::Invalid(format!("job `{job}` of run {run_id} is not waiting for approval (it is {})", j.status)));
+        return Err(CoreError::Invalid(format!(
+            "job `{job}` of run {run_id} is not waiting for approval (it is {})",
+            j.status
+        )));
     }
     if engine_held(j) && !holds_cleared(core, &run, j, &jobs).await? {
         return Err(CoreError::Invalid(format!(
@@ -114,7 +150,9 @@ pub(crate) async fn approve(core: &Core, run_id: i64, job: &str, by: &str) -> Re
         )));
     }
     if !core.store().approve_job(run_id, job, by).await? {
-        return Err(CoreError::Invalid(format!("job `{job}` of run {run_id} is not waiting for approval")));
+        return Err(CoreError::Invalid(format!(
+            "job `{job}` of run {run_id} is not waiting for approval"
+        )));
     }
     Ok(())
 }
@@ -128,30 +166,59 @@ impl Reuse for Passed {
     }
 }
 
-pub(crate) async fn rerun(core: &Core, run_id: i64, failed_only: bool, by: &str) -> Result<Run, CoreError> {
+pub(crate) async fn rerun(
+    core: &Core,
+    run_id: i64,
+    failed_only: bool,
+    by: &str,
+) -> Result<Run, CoreError> {
     let old = get_run(core, run_id).await?;
     if !old.status.is_finished() {
-        return Err(CoreError::Invalid(format!("run {run_id} has not ended; cancel it before re-running it")));
+        return Err(CoreError::Invalid(format!(
+            "run {run_id} has not ended; cancel it before re-running it"
+        )));
     }
-    let pipeline = ferry_config::parse(Path::new("ferry.yml"), &old.pipeline)
-        .map_err(|d| CoreError::Pipeline(format!("the ferry.yml of run {run_id} does not validate any more:\n{d}")))?;
+    let pipeline = ferry_config::parse(Path::new("ferry.yml"), &old.pipeline).map_err(|d| {
+        CoreError::Pipeline(format!(
+            "the ferry.yml of run {run_id} does not validate any more:\n{d}"
+        ))
+    })?;
     let old_jobs = core.store().list_jobs(run_id).await?;
     let passed: BTreeSet<String> = if failed_only {
-        old_jobs.iter().filter(|j| j.status.lets_dependants_run()).map(|j| j.name.clone()).collect()
+        old_jobs
+            .iter()
+            .filter(|j| j.status.lets_dependants_run())
+            .map(|j| j.name.clone())
+            .collect()
     } else {
         BTreeSet::new()
     };
     let reuse = Passed(passed);
-    let run = create(core, &pipeline, old.pipeline.clone(), &old.project, &old.sha, old.branch.clone(), old.tag.clone(), old.trigger, &reuse)
-        .await?;
+    let run = create(
+        core,
+        &pipeline,
+        old.pipeline.clone(),
+        &old.project,
+        &old.sha,
+        old.branch.clone(),
+        old.tag.clone(),
+        old.trigger,
+        &reuse,
+    )
+    .await?;
     let data_dir = core.config().data_dir.clone();
     let old_artifacts = {
         let d = data_dir.clone();
-        tokio::task::spawn_blocking(move || artifacts::read(&d, run_id)).await.unwrap_or_default()
+        tokio::task::spawn_blocking(move || artifacts::read(&d, run_id))
+            .await
+            .unwrap_or_default()
     };
     let new_jobs = core.store().list_jobs(run.id).await?;
     for name in &reuse.0 {
-        let (Some(new), Some(old_job)) = (new_jobs.iter().find(|j| &j.name == name), old_jobs.iter().find(|j| &j.name == name)) else {
+        let (Some(new), Some(old_job)) = (
+            new_jobs.iter().find(|j| &j.name == name),
+            old_jobs.iter().find(|j| &j.name == name),
+        ) else {
             continue;
         };
         // The digest first: dependants may be claimed the moment the job ends.
@@ -163,7 +230,9 @@ pub(crate) async fn rerun(core: &Core, run_id: i64, failed_only: bool, by: &str)
                 .map_err(|e| CoreError::Invalid(format!("recording artifacts failed: {e}")))?;
         }
         let reason = format!("passed in run {run_id}; its result and artifacts are reused");
-        core.store().end_waiting_job(new.id, old_job.status, Some(&reason)).await?;
+        core.store()
+            .end_waiting_job(new.id, old_job.status, Some(&reason))
+            .await?;
     }
     tracing::info!(old = run_id, new = run.id, failed_only, by, "Re-ran a run.");
     Ok(run)
@@ -176,15 +245,24 @@ pub(crate) async fn assignment(core: &Core, claimed: ClaimedJob) -> Result<Assig
     let job_needs = real_needs(job);
     let mut needs = BTreeMap::new();
     for n in &job_needs {
-        if let Some(r) = jobs.iter().find(|j| &j.name == n).and_then(|j| result_of(j.status)) {
+        if let Some(r) = jobs
+            .iter()
+            .find(|j| &j.name == n)
+            .and_then(|j| result_of(j.status))
+        {
             needs.insert(n.clone(), r);
         }
     }
     let all = {
         let (d, id) = (core.config().data_dir.clone(), run.id);
-        tokio::task::spawn_blocking(move || artifacts::read(&d, id)).await.unwrap_or_default()
+        tokio::task::spawn_blocking(move || artifacts::read(&d, id))
+            .await
+            .unwrap_or_default()
     };
-    let artifacts: BTreeMap<String, String> = all.into_iter().filter(|(k, _)| job_needs.contains(k)).collect();
+    let artifacts: BTreeMap<String, String> = all
+        .into_iter()
+        .filter(|(k, _)| job_needs.contains(k))
+        .collect();
 
     // Secrets: only those the job's templates reference.
     let mut secrets = BTreeMap::new();
@@ -235,12 +313,20 @@ fn spec_job_id(job: &Job, pipeline: &ferry_config::Pipeline) -> Option<String> {
     if let Some(id) = spec_str(job, "job") {
         return Some(id.to_string());
     }
-    pipeline.instances().into_iter().find(|i| i.id == job.name).map(|i| i.job)
+    pipeline
+        .instances()
+        .into_iter()
+        .find(|i| i.id == job.name)
+        .map(|i| i.job)
 }
 
 pub(crate) async fn source_archive(core: &Core, run_id: i64) -> Result<PathBuf, CoreError> {
     let run = get_run(core, run_id).await?;
-    let path = core.config().data_dir.join("sources").join(format!("{}.tar", run.sha));
+    let path = core
+        .config()
+        .data_dir
+        .join("sources")
+        .join(format!("{}.tar", run.sha));
     if path.is_file() {
         return Ok(path);
     }
@@ -253,20 +339,39 @@ pub(crate) async fn source_archive(core: &Core, run_id: i64) -> Result<PathBuf, 
     Ok(path)
 }
 
-pub(crate) async fn complete_job(core: &Core, lease: &Lease, outcome: JobOutcome, digest: Option<String>) -> Result<(), CoreError> {
+pub(crate) async fn complete_job(
+    core: &Core,
+    lease: &Lease,
+    outcome: JobOutcome,
+    digest: Option<String>,
+) -> Result<(), CoreError> {
     if let Some(d) = &digest {
         d.parse::<ferry_store::Digest>()
             .map_err(|e| CoreError::Invalid(format!("`{d}` is not an artifact digest: {e}")))?;
-        if !core.blobs().contains(&d.parse::<ferry_store::Digest>().map_err(|e| CoreError::Invalid(e.to_string()))?) {
-            return Err(CoreError::Invalid(format!("artifact blob {d} was never uploaded")));
+        if !core.blobs().contains(
+            &d.parse::<ferry_store::Digest>()
+                .map_err(|e| CoreError::Invalid(e.to_string()))?,
+        ) {
+            return Err(CoreError::Invalid(format!(
+                "artifact blob {d} was never uploaded"
+            )));
         }
         let job = core
             .store()
             .get_job(lease.job_id)
             .await?
-            .ok_or_else(|| CoreError::NotFound { what: "job", key: lease.job_id.to_string() })?;
-        if job.agent_id.as_deref() != Some(lease.agent_id.as_str()) || job.attempt != lease.attempt {
-            return Err(DbError::LeaseLost { job_id: lease.job_id, agent_id: lease.agent_id.clone(), attempt: lease.attempt }.into());
+            .ok_or_else(|| CoreError::NotFound {
+                what: "job",
+                key: lease.job_id.to_string(),
+            })?;
+        if job.agent_id.as_deref() != Some(lease.agent_id.as_str()) || job.attempt != lease.attempt
+        {
+            return Err(DbError::LeaseLost {
+                job_id: lease.job_id,
+                agent_id: lease.agent_id.clone(),
+                attempt: lease.attempt,
+            }
+            .into());
         }
         let (dir, name, dg) = (core.config().data_dir.clone(), job.name.clone(), d.clone());
         tokio::task::spawn_blocking(move || artifacts::record(&dir, job.run_id, &name, &dg))

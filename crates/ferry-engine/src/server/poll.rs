@@ -42,7 +42,10 @@ pub(crate) async fn poll_all(core: &Core) {
                         Some(o) => {
                             let m = Mirror::new(&core.config().data_dir, &p.name, &p.repo);
                             let (o, n) = (o.clone(), new.clone());
-                            tokio::task::spawn_blocking(move || m.changed(Some(&o), &n).ok()).await.ok().flatten()
+                            tokio::task::spawn_blocking(move || m.changed(Some(&o), &n).ok())
+                                .await
+                                .ok()
+                                .flatten()
                         }
                         None => None,
                     };
@@ -56,23 +59,34 @@ pub(crate) async fn poll_all(core: &Core) {
                     };
                     match core.trigger(req).await {
                         Ok(_) => {}
-                        Err(e) => tracing::warn!(project = %p.name, git_ref = %full_ref, error = %e, "A polled push cannot start a run."),
+                        Err(e) => {
+                            tracing::warn!(project = %p.name, git_ref = %full_ref, error = %e, "A polled push cannot start a run.")
+                        }
                     }
                 }
             }
-            Err(e) => tracing::warn!(project = %p.name, error = %e, "Polling the repository failed."),
+            Err(e) => {
+                tracing::warn!(project = %p.name, error = %e, "Polling the repository failed.")
+            }
         }
     }
 }
 
 /// Fetches the mirror; returns the refs that moved: (ref, old commit, new commit).
-async fn poll(core: &Core, project: &Project) -> Result<Vec<(String, Option<String>, String)>, super::CoreError> {
+async fn poll(
+    core: &Core,
+    project: &Project,
+) -> Result<Vec<(String, Option<String>, String)>, super::CoreError> {
     let mirror = Mirror::new(&core.config().data_dir, &project.name, &project.repo);
     let lock = core.git_lock(&project.name);
     let _guard = lock.lock().await;
     tokio::task::spawn_blocking(move || {
         let existed = mirror.exists();
-        let before: HashMap<String, String> = if existed { mirror.refs()?.into_iter().collect() } else { HashMap::new() };
+        let before: HashMap<String, String> = if existed {
+            mirror.refs()?.into_iter().collect()
+        } else {
+            HashMap::new()
+        };
         mirror.update()?;
         if !existed {
             return Ok(Vec::new());

@@ -30,7 +30,13 @@ struct Active(BTreeSet<i64>);
 impl Active {
     async fn relist(&mut self, core: &Core) {
         match core.store().list_runs(None, LIST_LIMIT).await {
-            Ok(runs) => self.0 = runs.iter().filter(|r| !r.status.is_finished()).map(|r| r.id).collect(),
+            Ok(runs) => {
+                self.0 = runs
+                    .iter()
+                    .filter(|r| !r.status.is_finished())
+                    .map(|r| r.id)
+                    .collect()
+            }
             Err(e) => tracing::warn!(error = %e, "Listing runs failed."),
         }
     }
@@ -136,9 +142,16 @@ pub(crate) async fn reconcile(core: &Core, run: &Run) -> Result<(), CoreError> {
     // Skipping one job can make its dependants skippable: repeat until stable.
     while changed {
         changed = false;
-        let ended: BTreeSet<&str> = jobs.iter().filter(|j| j.status.is_finished()).map(|j| j.name.as_str()).collect();
+        let ended: BTreeSet<&str> = jobs
+            .iter()
+            .filter(|j| j.status.is_finished())
+            .map(|j| j.name.as_str())
+            .collect();
         let mut skip = Vec::new();
-        for job in jobs.iter().filter(|j| matches!(j.status, JobStatus::Queued | JobStatus::WaitingApproval)) {
+        for job in jobs
+            .iter()
+            .filter(|j| matches!(j.status, JobStatus::Queued | JobStatus::WaitingApproval))
+        {
             // Its `if` decides, on the executor.
             if held_for_needs(job) {
                 continue;
@@ -152,11 +165,18 @@ pub(crate) async fn reconcile(core: &Core, run: &Run) -> Result<(), CoreError> {
                 .map(|d| format!("`{}` ({})", d.name, d.status))
                 .collect();
             if !failed.is_empty() {
-                skip.push((job.id, format!("a job it needs did not succeed: {}", failed.join(", "))));
+                skip.push((
+                    job.id,
+                    format!("a job it needs did not succeed: {}", failed.join(", ")),
+                ));
             }
         }
         for (id, reason) in skip {
-            if core.store().end_waiting_job(id, JobStatus::Skipped, Some(&reason)).await? {
+            if core
+                .store()
+                .end_waiting_job(id, JobStatus::Skipped, Some(&reason))
+                .await?
+            {
                 changed = true;
             }
         }
@@ -166,14 +186,24 @@ pub(crate) async fn reconcile(core: &Core, run: &Run) -> Result<(), CoreError> {
     }
 
     let mut release = Vec::new();
-    for j in jobs.iter().filter(|j| j.status == JobStatus::WaitingApproval && engine_held(j) && !wants_approval(j)) {
+    for j in jobs
+        .iter()
+        .filter(|j| j.status == JobStatus::WaitingApproval && engine_held(j) && !wants_approval(j))
+    {
         if holds_cleared(core, run, j, &jobs).await? {
             release.push(j.name.clone());
         }
     }
     for name in release {
         // `approval.granted` by `ferry`: the engine, not a person, let it go.
-        released |= core.store().approve_job(run.id, &name, "ferry (the jobs it needs ended; its concurrency group is free)").await?;
+        released |= core
+            .store()
+            .approve_job(
+                run.id,
+                &name,
+                "ferry (the jobs it needs ended; its concurrency group is free)",
+            )
+            .await?;
     }
     if released {
         jobs = core.store().list_jobs(run.id).await?;
@@ -186,10 +216,18 @@ pub(crate) async fn reconcile(core: &Core, run: &Run) -> Result<(), CoreError> {
         let failed = jobs.iter().any(|j| {
             matches!(
                 j.status,
-                JobStatus::Failure | JobStatus::TimedOut | JobStatus::Lost | JobStatus::Interrupted | JobStatus::Cancelled
+                JobStatus::Failure
+                    | JobStatus::TimedOut
+                    | JobStatus::Lost
+                    | JobStatus::Interrupted
+                    | JobStatus::Cancelled
             )
         });
-        let status = if failed { RunStatus::Failure } else { RunStatus::Success };
+        let status = if failed {
+            RunStatus::Failure
+        } else {
+            RunStatus::Success
+        };
         if core.store().set_run_status(run.id, status).await? {
             tracing::info!(run = run.id, project = %run.project, status = %status, "A run ended.");
         }

@@ -15,12 +15,19 @@ pub(crate) async fn project(core: &Core, name: &str) -> Result<Project, CoreErro
     core.store()
         .get_project(name)
         .await?
-        .ok_or_else(|| CoreError::NotFound { what: "project", key: name.to_string() })
+        .ok_or_else(|| CoreError::NotFound {
+            what: "project",
+            key: name.to_string(),
+        })
 }
 
 /// The project's mirror, fetched (or cloned) under its lock. With `want` given and
 /// already present, nothing is fetched.
-pub(crate) async fn fetch_mirror(core: &Core, project: &Project, want: Option<&str>) -> Result<Mirror, CoreError> {
+pub(crate) async fn fetch_mirror(
+    core: &Core,
+    project: &Project,
+    want: Option<&str>,
+) -> Result<Mirror, CoreError> {
     let mirror = Mirror::new(&core.config().data_dir, &project.name, &project.repo);
     let lock = core.git_lock(&project.name);
     let _guard = lock.lock().await;
@@ -41,7 +48,11 @@ pub(crate) async fn fetch_mirror(core: &Core, project: &Project, want: Option<&s
 }
 
 /// The commit, branch and tag a request names.
-fn resolve(mirror: &Mirror, project: &Project, req: &TriggerRequest) -> Result<(String, Option<String>, Option<String>), CoreError> {
+fn resolve(
+    mirror: &Mirror,
+    project: &Project,
+    req: &TriggerRequest,
+) -> Result<(String, Option<String>, Option<String>), CoreError> {
     let full_ref = match req.git_ref.as_deref() {
         None => Some(format!("refs/heads/{}", project.default_branch)),
         Some(r) if r.starts_with("refs/") => Some(r.to_string()),
@@ -60,20 +71,31 @@ fn resolve(mirror: &Mirror, project: &Project, req: &TriggerRequest) -> Result<(
             }
         }
     };
-    let (branch, tag) = full_ref.as_deref().map(branch_or_tag).unwrap_or((None, None));
+    let (branch, tag) = full_ref
+        .as_deref()
+        .map(branch_or_tag)
+        .unwrap_or((None, None));
     let rev = match (&req.sha, &full_ref) {
         (Some(sha), _) => sha.clone(),
         (None, Some(r)) => r.clone(),
         (None, None) => req.git_ref.clone().unwrap_or_default(),
     };
-    let sha = mirror.resolve(&rev)?.ok_or_else(|| {
-        CoreError::NotFound { what: "commit", key: format!("{rev} in project `{}`", project.name) }
+    let sha = mirror.resolve(&rev)?.ok_or_else(|| CoreError::NotFound {
+        what: "commit",
+        key: format!("{rev} in project `{}`", project.name),
     })?;
     Ok((sha, branch, tag))
 }
 
 /// Appends the `push.received` event describing what a trigger led to.
-async fn record(core: &Core, req: &TriggerRequest, sha: Option<&str>, outcome: &str, message: Option<&str>, run_id: Option<i64>) {
+async fn record(
+    core: &Core,
+    req: &TriggerRequest,
+    sha: Option<&str>,
+    outcome: &str,
+    message: Option<&str>,
+    run_id: Option<i64>,
+) {
     let mut ev = NewEvent::new(EventKind::PushReceived);
     ev.project = Some(req.project.clone());
     ev.run_id = run_id;
@@ -89,7 +111,10 @@ async fn record(core: &Core, req: &TriggerRequest, sha: Option<&str>, outcome: &
     }
 }
 
-pub(crate) async fn trigger(core: &Core, req: &TriggerRequest) -> Result<TriggerOutcome, CoreError> {
+pub(crate) async fn trigger(
+    core: &Core,
+    req: &TriggerRequest,
+) -> Result<TriggerOutcome, CoreError> {
     let project = project(core, &req.project).await?;
     let mirror = fetch_mirror(core, &project, req.sha.as_deref()).await?;
     let (m, p, r) = (mirror.clone(), project.clone(), req.clone());
@@ -103,24 +128,52 @@ pub(crate) async fn trigger(core: &Core, req: &TriggerRequest) -> Result<Trigger
         .await
         .map_err(|e| CoreError::Git(format!("reading the repository failed: {e}")))??;
     let Some(text) = text else {
-        let msg = format!("commit {} of project `{}` has no ferry.yml", short(&sha), project.name);
+        let msg = format!(
+            "commit {} of project `{}` has no ferry.yml",
+            short(&sha),
+            project.name
+        );
         record(core, req, Some(&sha), "invalid", Some(&msg), None).await;
         return Err(CoreError::Pipeline(msg));
     };
     let pipeline = match ferry_config::parse(Path::new("ferry.yml"), &text) {
         Ok(p) => p,
         Err(d) => {
-            let msg = format!("ferry.yml at commit {} does not validate:\n{d}", short(&sha));
+            let msg = format!(
+                "ferry.yml at commit {} does not validate:\n{d}",
+                short(&sha)
+            );
             record(core, req, Some(&sha), "invalid", Some(&msg), None).await;
             return Err(CoreError::Pipeline(msg));
         }
     };
 
-    if let Some(why) = filtered(core, &mirror, &pipeline, req, &sha, branch.as_deref(), tag.as_deref()).await? {
+    if let Some(why) = filtered(
+        core,
+        &mirror,
+        &pipeline,
+        req,
+        &sha,
+        branch.as_deref(),
+        tag.as_deref(),
+    )
+    .await?
+    {
         record(core, req, Some(&sha), "filtered", Some(&why), None).await;
         return Ok(TriggerOutcome::Filtered(why));
     }
-    let run = create(core, &pipeline, text, &project.name, &sha, branch, tag, req.trigger, &HoldNothing).await?;
+    let run = create(
+        core,
+        &pipeline,
+        text,
+        &project.name,
+        &sha,
+        branch,
+        tag,
+        req.trigger,
+        &HoldNothing,
+    )
+    .await?;
     record(core, req, Some(&sha), "started", None, Some(run.id)).await;
     tracing::info!(project = %project.name, run = run.id, sha = %short(&sha), trigger = %req.trigger, "Started a run.");
     Ok(TriggerOutcome::Started(run))
@@ -142,11 +195,15 @@ async fn filtered(
 ) -> Result<Option<String>, CoreError> {
     match req.trigger {
         Trigger::Schedule => Ok(None),
-        Trigger::Manual | Trigger::Api => Ok((!pipeline.on.manual)
-            .then(|| "the pipeline does not allow runs started by hand: add `manual: true` under `on`".to_string())),
+        Trigger::Manual | Trigger::Api => Ok((!pipeline.on.manual).then(|| {
+            "the pipeline does not allow runs started by hand: add `manual: true` under `on`"
+                .to_string()
+        })),
         Trigger::Push => {
             let Some(push) = &pipeline.on.push else {
-                return Ok(Some("the pipeline has no `on.push`: pushes start no run".to_string()));
+                return Ok(Some(
+                    "the pipeline has no `on.push`: pushes start no run".to_string(),
+                ));
             };
             let changed = match &req.changed_paths {
                 Some(c) => c.clone(),
@@ -154,7 +211,9 @@ async fn filtered(
                     let (m, s) = (mirror.clone(), sha.to_string());
                     tokio::task::spawn_blocking(move || m.changed(None, &s))
                         .await
-                        .map_err(|e| CoreError::Git(format!("reading the repository failed: {e}")))??
+                        .map_err(|e| {
+                            CoreError::Git(format!("reading the repository failed: {e}"))
+                        })??
                 }
                 None => Vec::new(),
             };
@@ -164,12 +223,23 @@ async fn filtered(
                     (Some(b), None) => format!("branch `{b}`"),
                     (None, None) => "this ref".to_string(),
                 };
-                return Ok(Some(format!("`on.push` does not match a push of {what} changing {} path(s)", changed.len())));
+                return Ok(Some(format!(
+                    "`on.push` does not match a push of {what} changing {} path(s)",
+                    changed.len()
+                )));
             }
             // A hook and the poller may both report one push.
             for r in core.store().list_runs(Some(&req.project), 50).await? {
-                if r.sha == sha && r.trigger == Trigger::Push && r.branch.as_deref() == branch && r.tag.as_deref() == tag {
-                    return Ok(Some(format!("commit {} already has run {}", short(sha), r.id)));
+                if r.sha == sha
+                    && r.trigger == Trigger::Push
+                    && r.branch.as_deref() == branch
+                    && r.tag.as_deref() == tag
+                {
+                    return Ok(Some(format!(
+                        "commit {} already has run {}",
+                        short(sha),
+                        r.id
+                    )));
                 }
             }
             Ok(None)
@@ -226,12 +296,24 @@ pub(crate) async fn create(
     let mut group_jobs: Vec<String> = Vec::new();
     for (id, job) in &pipeline.jobs {
         let Some(c) = &job.concurrency else { continue };
-        let ctx = EvalContext { facts: RunFacts { job: id.clone(), ..facts.clone() }, ..EvalContext::default() };
-        let name = interpolate(&c.group, &ctx)
-            .map_err(|e| CoreError::Pipeline(format!("job `{id}`: `concurrency.group` cannot be rendered: {e}")))?;
+        let ctx = EvalContext {
+            facts: RunFacts {
+                job: id.clone(),
+                ..facts.clone()
+            },
+            ..EvalContext::default()
+        };
+        let name = interpolate(&c.group, &ctx).map_err(|e| {
+            CoreError::Pipeline(format!(
+                "job `{id}`: `concurrency.group` cannot be rendered: {e}"
+            ))
+        })?;
         match &group {
             None => {
-                group = Some(Group { name, cancel_in_progress: c.cancel_in_progress });
+                group = Some(Group {
+                    name,
+                    cancel_in_progress: c.cancel_in_progress,
+                });
                 group_jobs.push(id.clone());
             }
             Some(g) if g.name == name => group_jobs.push(id.clone()),
@@ -244,7 +326,11 @@ pub(crate) async fn create(
         let older = core.store().active_runs_in_group(project, &g.name).await?;
         if g.cancel_in_progress {
             for r in older {
-                if core.store().set_run_status(r.id, RunStatus::Cancelled).await? {
+                if core
+                    .store()
+                    .set_run_status(r.id, RunStatus::Cancelled)
+                    .await?
+                {
                     tracing::info!(run = r.id, group = %g.name, "Cancelled an older run of the concurrency group.");
                 }
                 core.cancel_local(r.id);
@@ -265,10 +351,17 @@ pub(crate) async fn create(
             // stops it: the queue must not wait for its needs to succeed, so the
             // reconciler holds it until they ended (see the module docs).
             let hold_needs = !inst.needs.is_empty()
-                && job.condition.as_ref().is_some_and(|c| c.source.contains("needs"));
+                && job
+                    .condition
+                    .as_ref()
+                    .is_some_and(|c| c.source.contains("needs"));
             Some(NewJob {
                 runs_on: job.runs_on.clone(),
-                needs: if hold_needs { Vec::new() } else { inst.needs.clone() },
+                needs: if hold_needs {
+                    Vec::new()
+                } else {
+                    inst.needs.clone()
+                },
                 max_attempts: i64::from(job.retry) + 1,
                 allow_failure: job.allow_failure,
                 needs_approval: job.approval.is_some() || hold_group || hold_needs || reused,

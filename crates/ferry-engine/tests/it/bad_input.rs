@@ -22,34 +22,59 @@ async fn no_bash_on_the_host_fails_the_job_with_a_clear_message() {
     let ran = run_with(&r, o, CancellationToken::new()).await;
     assert_eq!(ran.result("default"), JobResult::Failure);
     let why = ran.reason("default");
-    assert!(why.contains("`bash` was not found on PATH; install bash or set `shell: sh`"), "{why}");
-    assert_eq!(ran.result("posix"), JobResult::Success, "{}", ran.reason("posix"));
+    assert!(
+        why.contains("`bash` was not found on PATH; install bash or set `shell: sh`"),
+        "{why}"
+    );
+    assert_eq!(
+        ran.result("posix"),
+        JobResult::Success,
+        "{}",
+        ran.reason("posix")
+    );
     assert!(ran.logs("posix").contains("from-sh"));
     assert!(ran.summary.run_dir.join("summary.json").is_file());
 }
 
 fn which(tool: &str) -> String {
-    let out = Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().unwrap();
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 #[tokio::test]
 async fn image_without_a_docker_engine_fails_the_job_with_how_to_fix_it() {
-    let r = repo("jobs:\n  boxed:\n    image: alpine:3\n    steps: [{ run: 'true' }]\n", &[]);
+    let r = repo(
+        "jobs:\n  boxed:\n    image: alpine:3\n    steps: [{ run: 'true' }]\n",
+        &[],
+    );
     let mut o = r.opts();
     o.docker_host = Some("unix:///nonexistent.sock".into());
     let ran = run_with(&r, o, CancellationToken::new()).await;
     assert_eq!(ran.result("boxed"), JobResult::Failure);
     let why = ran.reason("boxed");
-    assert!(why.contains("job `boxed`") && why.contains("start the Docker engine (dockerd) or set DOCKER_HOST"), "{why}");
+    assert!(
+        why.contains("job `boxed`")
+            && why.contains("start the Docker engine (dockerd) or set DOCKER_HOST"),
+        "{why}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_utf8_output_is_decoded_lossily_and_logged_as_is() {
-    let r = repo("jobs:\n  j:\n    steps: [{ name: bytes, run: \"printf 'ok \\\\377\\\\376 end\\\\n'\" }]\n", &[]);
+    let r = repo(
+        "jobs:\n  j:\n    steps: [{ name: bytes, run: \"printf 'ok \\\\377\\\\376 end\\\\n'\" }]\n",
+        &[],
+    );
     let ran = run(&r).await;
     assert!(ran.summary.success, "{:?}", ran.summary.jobs);
-    assert!(ran.logs("j").contains("ok \u{FFFD}\u{FFFD} end"), "{:?}", ran.logs("j"));
+    assert!(
+        ran.logs("j").contains("ok \u{FFFD}\u{FFFD} end"),
+        "{:?}",
+        ran.logs("j")
+    );
     let raw = std::fs::read(ran.log_dir("j").join("01-bytes.log")).unwrap();
     assert_eq!(raw, b"ok \xff\xfe end\n");
 }
@@ -75,7 +100,9 @@ async fn a_hundred_megabyte_line_streams_in_bounded_chunks() {
         }
         (chunks, max, total, saw_done)
     });
-    let summary = ferry_engine::ci::run(&pipeline, r.opts(), tx, CancellationToken::new()).await.unwrap();
+    let summary = ferry_engine::ci::run(&pipeline, r.opts(), tx, CancellationToken::new())
+        .await
+        .unwrap();
     let (chunks, max, total, saw_done) = counter.await.unwrap();
     assert!(summary.success);
     assert!(saw_done);
@@ -90,7 +117,10 @@ async fn a_hundred_megabyte_line_streams_in_bounded_chunks() {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
         .unwrap();
-    assert!(rss_kb < 200 * 1024, "peak memory stays bounded: {rss_kb} kB");
+    assert!(
+        rss_kb < 200 * 1024,
+        "peak memory stays bounded: {rss_kb} kB"
+    );
 }
 
 #[tokio::test]
@@ -101,9 +131,17 @@ async fn a_workspace_deleted_mid_run_fails_the_step_clearly() {
     );
     let ran = run(&r).await;
     assert_eq!(ran.result("j"), JobResult::Failure);
-    assert!(ran.reason("j").contains("does not exist (was the workspace deleted?)"), "{}", ran.reason("j"));
+    assert!(
+        ran.reason("j")
+            .contains("does not exist (was the workspace deleted?)"),
+        "{}",
+        ran.reason("j")
+    );
     assert!(ran.summary.run_dir.join("summary.json").is_file());
-    assert!(matches!(ran.events.last(), Some(RunEvent::RunFinished { success: false, .. })));
+    assert!(matches!(
+        ran.events.last(),
+        Some(RunEvent::RunFinished { success: false, .. })
+    ));
 }
 
 #[tokio::test]
@@ -123,7 +161,11 @@ jobs:
     let cache = tempfile::tempdir().unwrap();
     let mnt = cache.path().join("tmpfs");
     std::fs::create_dir(&mnt).unwrap();
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"]).arg(&mnt).status().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(st.success(), "mounting a tmpfs needs root");
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
@@ -138,10 +180,19 @@ jobs:
     assert_eq!(ran.result("j"), JobResult::Success, "{}", ran.reason("j"));
     assert!(ran.summary.success);
     let logs = ran.logs("j");
-    assert!(logs.contains("warning: saving cache `big` failed") && logs.contains("is full"), "{logs}");
+    assert!(
+        logs.contains("warning: saving cache `big` failed") && logs.contains("is full"),
+        "{logs}"
+    );
     let notes = std::fs::read_to_string(ran.log_dir("j").join("ferry.log")).unwrap();
     assert!(notes.contains("is full"));
     // Nothing half-written is left to be restored later.
-    assert!(!mnt.join("keys").exists() || std::fs::read_dir(mnt.join("keys")).unwrap().next().is_none());
+    assert!(
+        !mnt.join("keys").exists()
+            || std::fs::read_dir(mnt.join("keys"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
     let _ = Duration::ZERO;
 }

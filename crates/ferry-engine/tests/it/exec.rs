@@ -23,7 +23,13 @@ struct MemIo {
 
 impl MemIo {
     fn log(&self) -> String {
-        self.logs.lock().expect("lock").iter().map(|(_, l)| l.clone()).collect::<Vec<_>>().join("\n")
+        self.logs
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|(_, l)| l.clone())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -47,14 +53,20 @@ impl JobIo for MemIo {
         Box::pin(async move {
             let bytes = std::fs::read(path).map_err(|e| JobIoError::Other(e.to_string()))?;
             let digest = ferry_store::Digest::of(&bytes).to_string();
-            self.blobs.lock().expect("lock").insert(digest.clone(), bytes);
+            self.blobs
+                .lock()
+                .expect("lock")
+                .insert(digest.clone(), bytes);
             Ok(digest)
         })
     }
 
     fn append_log<'a>(&'a self, step: u32, lines: Vec<String>) -> IoFuture<'a, ()> {
         Box::pin(async move {
-            self.logs.lock().expect("lock").extend(lines.into_iter().map(|l| (step, l)));
+            self.logs
+                .lock()
+                .expect("lock")
+                .extend(lines.into_iter().map(|l| (step, l)));
             Ok(())
         })
     }
@@ -65,7 +77,9 @@ impl JobIo for MemIo {
             if self.lose_on_beat.load(Ordering::SeqCst) {
                 return Err(JobIoError::LeaseLost);
             }
-            Ok(Heartbeat { cancel_requested: self.cancel_on_beat.load(Ordering::SeqCst) })
+            Ok(Heartbeat {
+                cancel_requested: self.cancel_on_beat.load(Ordering::SeqCst),
+            })
         })
     }
 }
@@ -111,7 +125,10 @@ fn setup() -> Setup {
         .output()
         .expect("git");
     assert!(out.status.success());
-    let io = Arc::new(MemIo { source: tar, ..MemIo::default() });
+    let io = Arc::new(MemIo {
+        source: tar,
+        ..MemIo::default()
+    });
     Setup { _repo: r, work, io }
 }
 
@@ -131,29 +148,56 @@ fn spec(job: &str) -> JobSpec {
 }
 
 fn opts(s: &Setup) -> ExecOptions {
-    ExecOptions { grace: Duration::from_millis(200), heartbeat: Duration::from_millis(100), ..ExecOptions::new(s.work.path()) }
+    ExecOptions {
+        grace: Duration::from_millis(200),
+        heartbeat: Duration::from_millis(100),
+        ..ExecOptions::new(s.work.path())
+    }
 }
 
 #[tokio::test]
 async fn execute_hands_artifacts_and_logs_through_the_io() {
     let s = setup();
-    let built = ci::execute(&spec("build"), s.io.clone(), &opts(&s), None, CancellationToken::new()).await;
+    let built = ci::execute(
+        &spec("build"),
+        s.io.clone(),
+        &opts(&s),
+        None,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!(built.result, JobResult::Success, "{:?}", built.reason);
     let digest = built.artifacts.expect("artifacts stored");
     assert!(digest.starts_with("sha256:"));
-    assert!(s.io.logs.lock().expect("lock").contains(&(0, "first step".to_string())));
+    assert!(
+        s.io.logs
+            .lock()
+            .expect("lock")
+            .contains(&(0, "first step".to_string()))
+    );
 
     let mut t = spec("test");
     t.needs.insert("build".into(), JobResult::Success);
     t.artifacts.insert("build".into(), digest);
-    let io = Arc::new(MemIo { source: s.io.source.clone(), ..MemIo::default() });
-    io.blobs.lock().expect("lock").extend(s.io.blobs.lock().expect("lock").clone());
+    let io = Arc::new(MemIo {
+        source: s.io.source.clone(),
+        ..MemIo::default()
+    });
+    io.blobs
+        .lock()
+        .expect("lock")
+        .extend(s.io.blobs.lock().expect("lock").clone());
     let tested = ci::execute(&t, io.clone(), &opts(&s), None, CancellationToken::new()).await;
     assert_eq!(tested.result, JobResult::Success, "{:?}", tested.reason);
     assert!(io.log().contains("from the commit"), "{}", io.log());
     assert_eq!(tested.artifacts, None);
     // The job's directory is gone afterwards.
-    assert_eq!(std::fs::read_dir(s.work.path().join("work")).map(|d| d.count()).unwrap_or(0), 0);
+    assert_eq!(
+        std::fs::read_dir(s.work.path().join("work"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0
+    );
 }
 
 #[tokio::test]
@@ -161,7 +205,14 @@ async fn a_heartbeat_asking_to_cancel_stops_the_job() {
     let s = setup();
     s.io.cancel_on_beat.store(true, Ordering::SeqCst);
     let started = std::time::Instant::now();
-    let o = ci::execute(&spec("slow"), s.io.clone(), &opts(&s), None, CancellationToken::new()).await;
+    let o = ci::execute(
+        &spec("slow"),
+        s.io.clone(),
+        &opts(&s),
+        None,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!(o.result, JobResult::Cancelled);
     assert!(!o.lease_lost);
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -171,7 +222,14 @@ async fn a_heartbeat_asking_to_cancel_stops_the_job() {
 async fn a_lost_lease_stops_the_job_and_says_so() {
     let s = setup();
     s.io.lose_on_beat.store(true, Ordering::SeqCst);
-    let o = ci::execute(&spec("slow"), s.io.clone(), &opts(&s), None, CancellationToken::new()).await;
+    let o = ci::execute(
+        &spec("slow"),
+        s.io.clone(),
+        &opts(&s),
+        None,
+        CancellationToken::new(),
+    )
+    .await;
     assert!(o.lease_lost);
     assert!(s.io.beats.load(Ordering::SeqCst) >= 1);
 }
@@ -179,12 +237,33 @@ async fn a_lost_lease_stops_the_job_and_says_so() {
 #[tokio::test]
 async fn false_if_skips_and_allowed_failures_are_reported_as_failures() {
     let s = setup();
-    let o = ci::execute(&spec("never"), s.io.clone(), &opts(&s), None, CancellationToken::new()).await;
+    let o = ci::execute(
+        &spec("never"),
+        s.io.clone(),
+        &opts(&s),
+        None,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!(o.result, JobResult::Skipped);
     // The queue turns a final failure of an `allow_failure` job into `allowed_failure`.
-    let o = ci::execute(&spec("flaky"), s.io.clone(), &opts(&s), None, CancellationToken::new()).await;
+    let o = ci::execute(
+        &spec("flaky"),
+        s.io.clone(),
+        &opts(&s),
+        None,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!(o.result, JobResult::Failure);
-    let o = ci::execute(&spec("missing"), s.io.clone(), &opts(&s), None, CancellationToken::new()).await;
+    let o = ci::execute(
+        &spec("missing"),
+        s.io.clone(),
+        &opts(&s),
+        None,
+        CancellationToken::new(),
+    )
+    .await;
     assert_eq!(o.result, JobResult::Failure);
     assert!(o.reason.unwrap_or_default().contains("no job `missing`"));
 }

@@ -51,15 +51,30 @@ jobs:
     // b and c overlapped: both started before either finished.
     assert!(ran.pos(started("c")) < ran.pos(finished("b")));
     assert!(ran.pos(started("b")) < ran.pos(finished("c")));
-    assert!(t.elapsed() < Duration::from_millis(1150), "b and c ran in parallel: {:?}", t.elapsed());
-    assert!(matches!(ran.events.first(), Some(RunEvent::RunStarted { .. })));
-    assert!(matches!(ran.events.last(), Some(RunEvent::RunFinished { success: true, .. })));
+    assert!(
+        t.elapsed() < Duration::from_millis(1150),
+        "b and c ran in parallel: {:?}",
+        t.elapsed()
+    );
+    assert!(matches!(
+        ran.events.first(),
+        Some(RunEvent::RunStarted { .. })
+    ));
+    assert!(matches!(
+        ran.events.last(),
+        Some(RunEvent::RunFinished { success: true, .. })
+    ));
     // events.jsonl and summary.json hold the same story.
     let jsonl = std::fs::read_to_string(ran.summary.run_dir.join("events.jsonl")).unwrap();
-    let not_log = ran.events.iter().filter(|e| !matches!(e, RunEvent::Log { .. })).count();
+    let not_log = ran
+        .events
+        .iter()
+        .filter(|e| !matches!(e, RunEvent::Log { .. }))
+        .count();
     assert_eq!(jsonl.lines().count(), not_log, "every event but Log lines");
     let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ran.summary.run_dir.join("summary.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(ran.summary.run_dir.join("summary.json")).unwrap())
+            .unwrap();
     assert_eq!(summary["success"], true);
     assert_eq!(summary["jobs"].as_array().unwrap().len(), 4);
     // Workspaces are gone after the run.
@@ -76,7 +91,11 @@ async fn parallelism_one_runs_one_job_at_a_time() {
     o.parallelism = 1;
     let ran = run_with(&r, o, CancellationToken::new()).await;
     assert!(ran.summary.success);
-    let (first, second) = if ran.pos(started("b")) < ran.pos(started("c")) { ("b", "c") } else { ("c", "b") };
+    let (first, second) = if ran.pos(started("b")) < ran.pos(started("c")) {
+        ("b", "c")
+    } else {
+        ("c", "b")
+    };
     assert!(ran.pos(finished(first)) < ran.pos(started(second)));
 }
 
@@ -100,9 +119,17 @@ jobs:
     let ran = run(&r).await;
     assert!(!ran.summary.success);
     assert_eq!(ran.result("build"), JobResult::Failure);
-    assert!(ran.reason("build").contains("exited with code 3"), "{}", ran.reason("build"));
+    assert!(
+        ran.reason("build").contains("exited with code 3"),
+        "{}",
+        ran.reason("build")
+    );
     assert_eq!(ran.result("test"), JobResult::Skipped);
-    assert!(ran.reason("test").contains("`build`"), "{}", ran.reason("test"));
+    assert!(
+        ran.reason("test").contains("`build`"),
+        "{}",
+        ran.reason("test")
+    );
     assert_eq!(ran.result("report"), JobResult::Success);
     assert!(ran.logs("report").contains("reporting"));
 }
@@ -129,8 +156,18 @@ jobs:
     let ran = run(&r).await;
     assert_eq!(ran.result("flaky"), JobResult::Success);
     assert_eq!(ran.job("flaky").attempts, 2);
-    assert!(ran.events.iter().any(|e| matches!(e, RunEvent::JobRetrying { job, next_attempt: 2 } if job == "flaky")));
-    assert!(!ran.events.iter().any(|e| matches!(e, RunEvent::JobRetrying { next_attempt: 3, .. })));
+    assert!(
+        ran.events
+            .iter()
+            .any(|e| matches!(e, RunEvent::JobRetrying { job, next_attempt: 2 } if job == "flaky"))
+    );
+    assert!(!ran.events.iter().any(|e| matches!(
+        e,
+        RunEvent::JobRetrying {
+            next_attempt: 3,
+            ..
+        }
+    )));
 }
 
 #[tokio::test]
@@ -198,8 +235,13 @@ jobs:
     let ran = run(&r).await;
     assert_eq!(ran.summary.jobs.len(), 3, "{:?}", ran.summary.jobs);
     let ids: Vec<&str> = ran.summary.jobs.iter().map(|j| j.id.as_str()).collect();
-    let failed: Vec<&str> =
-        ran.summary.jobs.iter().filter(|j| j.result == JobResult::Failure).map(|j| j.id.as_str()).collect();
+    let failed: Vec<&str> = ran
+        .summary
+        .jobs
+        .iter()
+        .filter(|j| j.result == JobResult::Failure)
+        .map(|j| j.id.as_str())
+        .collect();
     assert_eq!(failed.len(), 1, "{ids:?}");
     assert!(failed[0].contains('2'));
     for j in &ran.summary.jobs {
@@ -211,7 +253,11 @@ jobs:
 
 struct Refuse;
 impl Approver for Refuse {
-    fn approve<'a>(&'a self, _: &'a str, _: &'a str) -> Pin<Box<dyn Future<Output = ApprovalDecision> + Send + 'a>> {
+    fn approve<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> Pin<Box<dyn Future<Output = ApprovalDecision> + Send + 'a>> {
         Box::pin(async { ApprovalDecision::Refused("alice said no".into()) })
     }
 }
@@ -229,8 +275,15 @@ jobs:
     // Non-interactive: fails with how to approve.
     let ran = run(&r).await;
     assert_eq!(ran.result("deploy"), JobResult::Failure);
-    assert_eq!(ran.reason("deploy"), "job `deploy` needs approval: run with `--approve deploy`");
-    assert!(ran.events.iter().any(|e| matches!(e, RunEvent::ApprovalRequired { message, .. } if message == "ship it?")));
+    assert_eq!(
+        ran.reason("deploy"),
+        "job `deploy` needs approval: run with `--approve deploy`"
+    );
+    assert!(
+        ran.events.iter().any(
+            |e| matches!(e, RunEvent::ApprovalRequired { message, .. } if message == "ship it?")
+        )
+    );
     // Pre-approved.
     let mut o = r.opts();
     o.approve = vec!["deploy".into()];
@@ -269,7 +322,11 @@ jobs:
     let ran = run(&r).await;
     assert!(t.elapsed() < Duration::from_secs(10));
     assert_eq!(ran.result("slow"), JobResult::TimedOut);
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert!(!pid_alive(pid), "the background sleep {pid} was killed");
 }
 
@@ -306,7 +363,10 @@ jobs:
     assert!(!ran.summary.success);
     let logs = ran.logs("stubborn");
     assert!(logs.contains("got-term"), "SIGTERM first: {logs}");
-    assert!(took >= Duration::from_millis(1400) && took < Duration::from_secs(6), "then SIGKILL after the grace: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(6),
+        "then SIGKILL after the grace: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -328,29 +388,51 @@ jobs:
         &[],
     );
     let mut o = r.opts();
-    o.secrets = Arc::new(HashMap::from([("API_TOKEN".to_string(), b"hunter2-s3cr3t".to_vec())]));
+    o.secrets = Arc::new(HashMap::from([(
+        "API_TOKEN".to_string(),
+        b"hunter2-s3cr3t".to_vec(),
+    )]));
     let ran = run_with(&r, o, CancellationToken::new()).await;
     assert!(ran.summary.success, "{:?}", ran.summary.jobs);
     let all = serde_json::to_string(&ran.events).unwrap();
     assert!(!all.contains("hunter2-s3cr3t"));
-    assert!(ran.logs("uses").contains("token is ***"), "{}", ran.logs("uses"));
-    let log = std::fs::read_to_string(ran.log_dir("uses").join("01-echo-token-is-token.log")).unwrap();
-    assert!(log.contains("token is ***") && !log.contains("hunter2"), "{log}");
+    assert!(
+        ran.logs("uses").contains("token is ***"),
+        "{}",
+        ran.logs("uses")
+    );
+    let log =
+        std::fs::read_to_string(ran.log_dir("uses").join("01-echo-token-is-token.log")).unwrap();
+    assert!(
+        log.contains("token is ***") && !log.contains("hunter2"),
+        "{log}"
+    );
     let jsonl = std::fs::read_to_string(ran.summary.run_dir.join("events.jsonl")).unwrap();
     assert!(!jsonl.contains("hunter2"));
     // The other job's environment does not hold it.
-    let env_log = std::fs::read_dir(ran.log_dir("other")).unwrap().next().unwrap().unwrap().path();
+    let env_log = std::fs::read_dir(ran.log_dir("other"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let env = std::fs::read_to_string(env_log).unwrap();
     assert!(env.contains("FERRY_JOB=other") && !env.contains("TOKEN"));
 }
 
 #[tokio::test]
 async fn missing_secret_fails_the_job_naming_it() {
-    let r = repo("jobs:\n  j:\n    steps: [{ run: 'echo ${{ secrets.NOPE }}' }]\n", &[]);
+    let r = repo(
+        "jobs:\n  j:\n    steps: [{ run: 'echo ${{ secrets.NOPE }}' }]\n",
+        &[],
+    );
     let ran = run(&r).await;
     assert_eq!(ran.result("j"), JobResult::Failure);
     let why = ran.reason("j");
-    assert!(why.contains("`NOPE`") && why.contains("ferry secret set NOPE"), "{why}");
+    assert!(
+        why.contains("`NOPE`") && why.contains("ferry secret set NOPE"),
+        "{why}"
+    );
 }
 
 #[tokio::test]
@@ -377,10 +459,21 @@ jobs:
         &[],
     );
     let ran = run(&r).await;
-    assert!(ran.summary.success, "{:?} {}", ran.summary.jobs, ran.logs("j"));
+    assert!(
+        ran.summary.success,
+        "{:?} {}",
+        ran.summary.jobs,
+        ran.logs("j")
+    );
     let logs = ran.logs("j");
-    assert!(logs.contains("level=step from=hello-job ci=true ferry=1"), "{logs}");
-    assert!(logs.contains(&format!("sha={} run={} job=j", ran.summary.sha, ran.summary.run_id)));
+    assert!(
+        logs.contains("level=step from=hello-job ci=true ferry=1"),
+        "{logs}"
+    );
+    assert!(logs.contains(&format!(
+        "sha={} run={} job=j",
+        ran.summary.sha, ran.summary.run_id
+    )));
     assert!(logs.contains(&format!("short={}", &ran.summary.sha[..8])));
 }
 
@@ -388,21 +481,33 @@ jobs:
 async fn dirty_runs_include_uncommitted_changes_and_clean_runs_do_not() {
     let r = repo(
         "jobs:\n  j:\n    steps: [{ run: 'cat tracked.txt; test -f new.txt && echo has-new || echo no-new; test -f ignored.txt && echo has-ignored || true' }]\n",
-        &[("tracked.txt", "committed\n"), (".gitignore", "ignored.txt\n")],
+        &[
+            ("tracked.txt", "committed\n"),
+            (".gitignore", "ignored.txt\n"),
+        ],
     );
     std::fs::write(r.path().join("tracked.txt"), "modified\n").unwrap();
     std::fs::write(r.path().join("new.txt"), "x").unwrap();
     std::fs::write(r.path().join("ignored.txt"), "x").unwrap();
     let clean = run(&r).await;
     let logs = clean.logs("j");
-    assert!(logs.contains("committed") && logs.contains("no-new"), "{logs}");
+    assert!(
+        logs.contains("committed") && logs.contains("no-new"),
+        "{logs}"
+    );
     let mut o = r.opts();
     o.dirty = true;
     let dirty = run_with(&r, o, CancellationToken::new()).await;
     let logs = dirty.logs("j");
-    assert!(logs.contains("modified") && logs.contains("has-new") && !logs.contains("has-ignored"), "{logs}");
+    assert!(
+        logs.contains("modified") && logs.contains("has-new") && !logs.contains("has-ignored"),
+        "{logs}"
+    );
     // The user's tree is untouched.
-    assert_eq!(std::fs::read_to_string(r.path().join("tracked.txt")).unwrap(), "modified\n");
+    assert_eq!(
+        std::fs::read_to_string(r.path().join("tracked.txt")).unwrap(),
+        "modified\n"
+    );
 }
 
 #[tokio::test]
@@ -418,8 +523,13 @@ async fn select_runs_a_job_with_what_it_needs() {
     assert_eq!(ids, ["a", "b"]);
     let mut o = r.opts();
     o.select = vec!["nope".into()];
-    let err = ferry_engine::ci::run(&r.pipeline(), o, tokio::sync::mpsc::channel(8).0, CancellationToken::new())
-        .await
-        .unwrap_err();
+    let err = ferry_engine::ci::run(
+        &r.pipeline(),
+        o,
+        tokio::sync::mpsc::channel(8).0,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("no job `nope`"), "{err}");
 }

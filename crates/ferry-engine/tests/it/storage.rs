@@ -35,11 +35,19 @@ jobs:
     assert!(ran.summary.success, "{:?}", ran.summary.jobs);
     let logs = ran.logs("test");
     assert!(logs.contains("binary") && logs.contains("notes"), "{logs}");
-    assert!(logs.contains("Restored 2 artifact file(s) from `build`"), "{logs}");
+    assert!(
+        logs.contains("Restored 2 artifact file(s) from `build`"),
+        "{logs}"
+    );
     // The manifest names a blob that is stored and outlives the run.
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(ran.summary.run_dir.join("artifacts.json")).unwrap()).unwrap();
-    let digest: Digest = manifest["build"]["digest"].as_str().unwrap().parse().unwrap();
+        serde_json::from_slice(&std::fs::read(ran.summary.run_dir.join("artifacts.json")).unwrap())
+            .unwrap();
+    let digest: Digest = manifest["build"]["digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(BlobStore::new(r.data().join("blobs")).contains(&digest));
     // A second run producing the same files (same content and times) stores no
     // second blob.
@@ -76,10 +84,16 @@ jobs:
     let first = run(&r).await;
     assert!(first.summary.success, "{:?}", first.summary.jobs);
     let logs = first.logs("build");
-    assert!(logs.contains("cold") && logs.contains("Saved cache `deps-"), "{logs}");
+    assert!(
+        logs.contains("cold") && logs.contains("Saved cache `deps-"),
+        "{logs}"
+    );
     let second = run(&r).await;
     let logs = second.logs("build");
-    assert!(logs.contains("warm once") && logs.contains("Restored cache `deps-"), "{logs}");
+    assert!(
+        logs.contains("warm once") && logs.contains("Restored cache `deps-"),
+        "{logs}"
+    );
     assert!(logs.contains("exists already"), "{logs}");
     // A new lock file is a new key: cold again.
     std::fs::write(r.path().join("lock.txt"), "v2\n").unwrap();

@@ -45,11 +45,22 @@ pub fn git(dir: &Path, args: &[&str]) {
     let st = Command::new("git")
         .arg("-C")
         .arg(dir)
-        .args(["-c", "user.name=Test", "-c", "user.email=t@example.invalid", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .output()
         .expect("git runs");
-    assert!(st.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
 }
 
 /// A repository whose first commit holds `ferry.yml` and `files`.
@@ -127,7 +138,9 @@ pub async fn run_with(repo: &Repo, opts: RunOptions, cancel: CancellationToken) 
         }
         v
     });
-    let summary = ci::run(&pipeline, opts, tx, cancel).await.expect("run starts");
+    let summary = ci::run(&pipeline, opts, tx, cancel)
+        .await
+        .expect("run starts");
     let events = collector.await.expect("collector");
     Ran { summary, events }
 }
@@ -139,7 +152,12 @@ pub async fn run(repo: &Repo) -> Ran {
 pub fn pid_alive(pid: i32) -> bool {
     // Zombies count as gone: look at the state in /proc.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -182,8 +200,14 @@ pub fn busybox_image() -> &'static str {
 /// Containers and networks Docker still has for this run id.
 pub fn docker_leftovers(run_id: &str) -> (String, String) {
     let filter = format!("label=ferry.run={run_id}");
-    let c = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output().expect("docker");
-    let n = Command::new("docker").args(["network", "ls", "-q", "--filter", &filter]).output().expect("docker");
+    let c = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &filter])
+        .output()
+        .expect("docker");
+    let n = Command::new("docker")
+        .args(["network", "ls", "-q", "--filter", &filter])
+        .output()
+        .expect("docker");
     (
         String::from_utf8_lossy(&c.stdout).trim().to_string(),
         String::from_utf8_lossy(&n.stdout).trim().to_string(),

@@ -43,17 +43,37 @@ impl JobIo for DirectIo {
     }
 
     fn store_artifact<'a>(&'a self, path: &'a Path) -> IoFuture<'a, String> {
-        Box::pin(async move { self.core.blobs().put_file(path).map(|d| d.to_string()).map_err(other) })
+        Box::pin(async move {
+            self.core
+                .blobs()
+                .put_file(path)
+                .map(|d| d.to_string())
+                .map_err(other)
+        })
     }
 
     fn append_log<'a>(&'a self, step: u32, lines: Vec<String>) -> IoFuture<'a, ()> {
-        Box::pin(async move { self.core.store().append_log(self.run_id, &self.job, step, lines).await.map(|_| ()).map_err(other) })
+        Box::pin(async move {
+            self.core
+                .store()
+                .append_log(self.run_id, &self.job, step, lines)
+                .await
+                .map(|_| ())
+                .map_err(other)
+        })
     }
 
     fn heartbeat(&self) -> IoFuture<'_, Heartbeat> {
         Box::pin(async move {
-            match self.core.store().renew_lease(&self.lease, Duration::from_secs(15)).await {
-                Ok(r) => Ok(Heartbeat { cancel_requested: r.cancel_requested }),
+            match self
+                .core
+                .store()
+                .renew_lease(&self.lease, Duration::from_secs(15))
+                .await
+            {
+                Ok(r) => Ok(Heartbeat {
+                    cancel_requested: r.cancel_requested,
+                }),
                 Err(DbError::LeaseLost { .. }) => Err(JobIoError::LeaseLost),
                 Err(e) => Err(other(e)),
             }
@@ -84,31 +104,74 @@ jobs:
     let run = started(server.core.trigger(push("main")).await.expect("trigger"));
     // The built-in executor (no labels) never takes `train`.
     let claimed = until(20, "train to be claimable by the agent", || async {
-        env.store.claim_job("agent-gpu", &["gpu".to_string(), "linux".to_string()], Duration::from_secs(15)).await.expect("claim")
+        env.store
+            .claim_job(
+                "agent-gpu",
+                &["gpu".to_string(), "linux".to_string()],
+                Duration::from_secs(15),
+            )
+            .await
+            .expect("claim")
     })
     .await;
     assert_eq!(claimed.job.name, "train");
     let a = server.core.assignment(claimed).await.expect("assignment");
     assert!(a.artifacts.contains_key("build"), "{:?}", a.artifacts);
-    let io = Arc::new(DirectIo { core: server.core.clone(), lease: a.lease.clone(), run_id: a.run_id, job: a.job.clone() });
+    let io = Arc::new(DirectIo {
+        core: server.core.clone(),
+        lease: a.lease.clone(),
+        run_id: a.run_id,
+        job: a.job.clone(),
+    });
     let agent_dir = tempfile::tempdir().expect("tempdir");
-    let opts = ExecOptions { heartbeat: Duration::from_millis(200), ..ExecOptions::new(agent_dir.path()) };
+    let opts = ExecOptions {
+        heartbeat: Duration::from_millis(200),
+        ..ExecOptions::new(agent_dir.path())
+    };
     let o = ci::execute(&(&a).into(), io, &opts, None, CancellationToken::new()).await;
     assert_eq!(o.result, ferry_types::JobResult::Success, "{:?}", o.reason);
     server
         .core
-        .complete_job(&a.lease, JobOutcome { result: o.result, reason: o.reason }, o.artifacts)
+        .complete_job(
+            &a.lease,
+            JobOutcome {
+                result: o.result,
+                reason: o.reason,
+            },
+            o.artifacts,
+        )
         .await
         .expect("complete");
     // A second report of the same lease is refused.
-    let again = server.core.complete_job(&a.lease, JobOutcome { result: ferry_types::JobResult::Success, reason: None }, None).await;
+    let again = server
+        .core
+        .complete_job(
+            &a.lease,
+            JobOutcome {
+                result: ferry_types::JobResult::Success,
+                reason: None,
+            },
+            None,
+        )
+        .await;
     assert!(again.is_err());
 
     let run = finished(&env.store, run.id, 30).await;
     assert_eq!(run.status, RunStatus::Success);
-    assert_eq!(job(&env.store, run.id, "train").await.status, JobStatus::Success);
-    assert!(log_text(&env.store, run.id, "train").await.contains("weights"));
-    assert!(log_text(&env.store, run.id, "report").await.contains("trained"));
+    assert_eq!(
+        job(&env.store, run.id, "train").await.status,
+        JobStatus::Success
+    );
+    assert!(
+        log_text(&env.store, run.id, "train")
+            .await
+            .contains("weights")
+    );
+    assert!(
+        log_text(&env.store, run.id, "report")
+            .await
+            .contains("trained")
+    );
     server.stop().await;
 }
 

@@ -35,23 +35,46 @@ async fn postgres_pushed_commit_runs_on_the_builtin_executor_with_logs_and_event
 async fn push_runs_to_success(db: Db) {
     let env = Env::on(db, TWO_JOBS, &[]).await;
     let server = env.start(2).await;
-    let run = started(server.core.trigger(push("refs/heads/main")).await.expect("trigger"));
+    let run = started(
+        server
+            .core
+            .trigger(push("refs/heads/main"))
+            .await
+            .expect("trigger"),
+    );
     assert_eq!(run.sha, env.head());
     assert_eq!(run.branch.as_deref(), Some("main"));
 
     let run = finished(&env.store, run.id, 30).await;
-    assert_eq!(run.status, RunStatus::Success, "jobs: {:?}", env.store.list_jobs(run.id).await);
-    assert_eq!(job(&env.store, run.id, "build").await.status, JobStatus::Success);
-    assert_eq!(job(&env.store, run.id, "test").await.status, JobStatus::Success);
+    assert_eq!(
+        run.status,
+        RunStatus::Success,
+        "jobs: {:?}",
+        env.store.list_jobs(run.id).await
+    );
+    assert_eq!(
+        job(&env.store, run.id, "build").await.status,
+        JobStatus::Success
+    );
+    assert_eq!(
+        job(&env.store, run.id, "test").await.status,
+        JobStatus::Success
+    );
 
     let build_log = log_text(&env.store, run.id, "build").await;
-    assert!(build_log.contains(&format!("building {}", env.head())), "build log: {build_log}");
+    assert!(
+        build_log.contains(&format!("building {}", env.head())),
+        "build log: {build_log}"
+    );
     // The artifact of `build` reached `test`'s workspace.
     let test_log = log_text(&env.store, run.id, "test").await;
     assert!(test_log.contains("artifact-body"), "test log: {test_log}");
 
-    let kinds: Vec<(EventKind, Option<String>)> =
-        events(&env.store, run.id).await.into_iter().map(|e| (e.kind, e.job)).collect();
+    let kinds: Vec<(EventKind, Option<String>)> = events(&env.store, run.id)
+        .await
+        .into_iter()
+        .map(|e| (e.kind, e.job))
+        .collect();
     let pos = |k: EventKind, job: Option<&str>| {
         kinds
             .iter()
@@ -82,8 +105,15 @@ jobs:
     let server = env.start(0).await;
     git(env.path(), &["checkout", "-q", "-b", "feature"]);
     env.commit(yml, &[("src/lib.rs", "2")], "feature work");
-    let o = server.core.trigger(push("refs/heads/feature")).await.expect("trigger");
-    assert!(matches!(&o, TriggerOutcome::Filtered(why) if why.contains("feature")), "{o:?}");
+    let o = server
+        .core
+        .trigger(push("refs/heads/feature"))
+        .await
+        .expect("trigger");
+    assert!(
+        matches!(&o, TriggerOutcome::Filtered(why) if why.contains("feature")),
+        "{o:?}"
+    );
 
     // On main, a commit that changes only docs is filtered by `paths`.
     git(env.path(), &["checkout", "-q", "main"]);
@@ -94,11 +124,22 @@ jobs:
     let mut req = push("main");
     req.changed_paths = Some(vec!["src/main.rs".into()]);
     started(server.core.trigger(req).await.expect("trigger"));
-    assert_eq!(env.store.list_runs(Some("app"), 10).await.expect("runs").len(), 1);
+    assert_eq!(
+        env.store
+            .list_runs(Some("app"), 10)
+            .await
+            .expect("runs")
+            .len(),
+        1
+    );
     // Every trigger left a `push.received` event saying what it led to.
     let evs = env
         .store
-        .list_events(&ferry_store::db::EventQuery { project: Some("app".into()), limit: 1000, ..Default::default() })
+        .list_events(&ferry_store::db::EventQuery {
+            project: Some("app".into()),
+            limit: 1000,
+            ..Default::default()
+        })
         .await
         .expect("events");
     let outcomes: Vec<String> = evs
@@ -114,12 +155,25 @@ jobs:
 async fn broken_ferry_yml_is_refused_with_its_diagnostics() {
     let env = Env::new("jobs:\n  a:\n    stepz: [echo]\n", &[]).await;
     let server = env.start(0).await;
-    let err = server.core.trigger(push("main")).await.expect_err("refused");
+    let err = server
+        .core
+        .trigger(push("main"))
+        .await
+        .expect_err("refused");
     match &err {
-        CoreError::Pipeline(text) => assert!(text.contains("ferry.yml") && text.contains("stepz"), "{text}"),
+        CoreError::Pipeline(text) => assert!(
+            text.contains("ferry.yml") && text.contains("stepz"),
+            "{text}"
+        ),
         other => panic!("unexpected error {other:?}"),
     }
-    assert!(env.store.list_runs(None, 10).await.expect("runs").is_empty());
+    assert!(
+        env.store
+            .list_runs(None, 10)
+            .await
+            .expect("runs")
+            .is_empty()
+    );
     server.stop().await;
 }
 
@@ -150,8 +204,20 @@ jobs:
         (job(&env.store, first.id, "deploy").await.status == JobStatus::Cancelled).then_some(())
     })
     .await;
-    assert!(!env.store.get_run(second.id).await.expect("get").expect("run").status.is_finished());
-    server.core.cancel_run(second.id, "test").await.expect("cancel");
+    assert!(
+        !env.store
+            .get_run(second.id)
+            .await
+            .expect("get")
+            .expect("run")
+            .status
+            .is_finished()
+    );
+    server
+        .core
+        .cancel_run(second.id, "test")
+        .await
+        .expect("cancel");
     server.stop().await;
 }
 
@@ -168,13 +234,22 @@ jobs:
     let first = started(server.core.trigger(push("main")).await.expect("trigger"));
     env.commit(yml, &[("x", "1")], "second");
     let second = started(server.core.trigger(push("main")).await.expect("trigger"));
-    assert_eq!(job(&env.store, second.id, "deploy").await.status, JobStatus::WaitingApproval);
+    assert_eq!(
+        job(&env.store, second.id, "deploy").await.status,
+        JobStatus::WaitingApproval
+    );
     let first = finished(&env.store, first.id, 30).await;
     let second = finished(&env.store, second.id, 30).await;
-    assert_eq!((first.status, second.status), (RunStatus::Success, RunStatus::Success));
+    assert_eq!(
+        (first.status, second.status),
+        (RunStatus::Success, RunStatus::Success)
+    );
     let a = job(&env.store, first.id, "deploy").await;
     let b = job(&env.store, second.id, "deploy").await;
-    assert!(b.started_at >= a.finished_at, "the second deploy started before the first ended");
+    assert!(
+        b.started_at >= a.finished_at,
+        "the second deploy started before the first ended"
+    );
     server.stop().await;
 }
 
@@ -201,12 +276,31 @@ jobs:
     })
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert_eq!(job(&env.store, run.id, "release").await.status, JobStatus::WaitingApproval);
-    assert!(!env.store.get_run(run.id).await.expect("get").expect("run").status.is_finished());
+    assert_eq!(
+        job(&env.store, run.id, "release").await.status,
+        JobStatus::WaitingApproval
+    );
+    assert!(
+        !env.store
+            .get_run(run.id)
+            .await
+            .expect("get")
+            .expect("run")
+            .status
+            .is_finished()
+    );
 
-    let err = server.core.approve(run.id, "build", "ann").await.expect_err("build needs no approval");
+    let err = server
+        .core
+        .approve(run.id, "build", "ann")
+        .await
+        .expect_err("build needs no approval");
     assert!(matches!(err, CoreError::Invalid(_)), "{err:?}");
-    server.core.approve(run.id, "release", "ann").await.expect("approve");
+    server
+        .core
+        .approve(run.id, "release", "ann")
+        .await
+        .expect("approve");
     let run = finished(&env.store, run.id, 20).await;
     assert_eq!(run.status, RunStatus::Success);
     let granted = events(&env.store, run.id)
@@ -240,7 +334,9 @@ jobs:
     let scratch = tempfile::tempdir().expect("tempdir");
     let count = scratch.path().join("count");
     let marker = scratch.path().join("marker");
-    let yml = yml.replace("__COUNT__", &count.display().to_string()).replace("__MARKER__", &marker.display().to_string());
+    let yml = yml
+        .replace("__COUNT__", &count.display().to_string())
+        .replace("__MARKER__", &marker.display().to_string());
     let env = Env::new(&yml, &[]).await;
     let server = env.start(1).await;
     let run = started(server.core.trigger(push("main")).await.expect("trigger"));
@@ -256,11 +352,26 @@ jobs:
     assert_eq!(again.status, RunStatus::Success);
     let build = job(&env.store, again.id, "build").await;
     assert_eq!(build.status, JobStatus::Success);
-    assert!(build.reason.unwrap_or_default().contains(&format!("run {}", run.id)));
+    assert!(
+        build
+            .reason
+            .unwrap_or_default()
+            .contains(&format!("run {}", run.id))
+    );
     // `build` ran once in all; `test` saw the same artifact as in the first run.
-    assert_eq!(std::fs::read_to_string(&count).expect("count").lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&count)
+            .expect("count")
+            .lines()
+            .count(),
+        1
+    );
     let stamp_after = log_text(&env.store, again.id, "test").await;
-    let stamp = |log: &str| log.lines().find(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty()).map(str::to_string);
+    let stamp = |log: &str| {
+        log.lines()
+            .find(|l| l.chars().all(|c| c.is_ascii_digit()) && !l.is_empty())
+            .map(str::to_string)
+    };
     assert!(stamp(&stamp_before).is_some(), "{stamp_before}");
     assert_eq!(stamp(&stamp_before), stamp(&stamp_after));
     server.stop().await;
@@ -286,12 +397,20 @@ jobs:
     let run = finished(&env.store, run.id, 30).await;
     assert_eq!(run.status, RunStatus::Success);
     let log = log_text(&env.store, run.id, "uses").await;
-    assert!(log.contains("token is") && !log.contains("s3cret"), "masked: {log}");
+    assert!(
+        log.contains("token is") && !log.contains("s3cret"),
+        "masked: {log}"
+    );
     let accessed: Vec<(Option<String>, String)> = events(&env.store, run.id)
         .await
         .into_iter()
         .filter(|e| e.kind == EventKind::SecretAccessed)
-        .map(|e| (e.job, e.data["secret"].as_str().unwrap_or_default().to_string()))
+        .map(|e| {
+            (
+                e.job,
+                e.data["secret"].as_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     assert_eq!(accessed, [(Some("uses".to_string()), "TOKEN".to_string())]);
     server.stop().await;
@@ -320,13 +439,28 @@ jobs:
     let run = started(server.core.trigger(push("main")).await.expect("trigger"));
     let run = finished(&env.store, run.id, 30).await;
     assert_eq!(run.status, RunStatus::Failure);
-    assert_eq!(job(&env.store, run.id, "build").await.status, JobStatus::Failure);
+    assert_eq!(
+        job(&env.store, run.id, "build").await.status,
+        JobStatus::Failure
+    );
     let notify = job(&env.store, run.id, "notify").await;
     assert_eq!(notify.status, JobStatus::Success, "{:?}", notify.reason);
-    assert!(log_text(&env.store, run.id, "notify").await.contains("notifying"));
-    assert_eq!(job(&env.store, run.id, "deploy").await.status, JobStatus::Skipped);
+    assert!(
+        log_text(&env.store, run.id, "notify")
+            .await
+            .contains("notifying")
+    );
+    assert_eq!(
+        job(&env.store, run.id, "deploy").await.status,
+        JobStatus::Skipped
+    );
     let celebrate = job(&env.store, run.id, "celebrate").await;
     assert_eq!(celebrate.status, JobStatus::Skipped);
-    assert!(celebrate.reason.unwrap_or_default().contains("`if` is false"));
+    assert!(
+        celebrate
+            .reason
+            .unwrap_or_default()
+            .contains("`if` is false")
+    );
     server.stop().await;
 }

@@ -23,9 +23,15 @@ async fn crash_mid_job(db: Db, retry: u32) -> (Env, i64, Running) {
     let env = Env::on(db, &long_job(retry, &marker), &[]).await;
     let server = env.start(1).await;
     let run = started(server.core.trigger(push("main")).await.expect("trigger"));
-    until(20, "the job to start", || async { marker.exists().then_some(()) }).await;
+    until(20, "the job to start", || async {
+        marker.exists().then_some(())
+    })
+    .await;
     server.crash().await;
-    assert_eq!(job(&env.store, run.id, "long").await.status, JobStatus::Running);
+    assert_eq!(
+        job(&env.store, run.id, "long").await.status,
+        JobStatus::Running
+    );
     let again = env.start(1).await;
     // Keep the marker directory alive for the second attempt.
     std::mem::forget(scratch);
@@ -48,10 +54,25 @@ async fn interrupted_and_retried(db: Db) {
     assert_eq!(run.status, RunStatus::Success);
     let j = job(&env.store, run_id, "long").await;
     assert_eq!(j.attempt, 2);
-    let kinds: Vec<EventKind> = events(&env.store, run_id).await.into_iter().map(|e| e.kind).collect();
-    let interrupted = kinds.iter().position(|k| *k == EventKind::JobInterrupted).expect("job.interrupted");
-    assert_eq!(kinds.get(interrupted + 1), Some(&EventKind::JobRetried), "{kinds:?}");
-    assert!(log_text(&env.store, run_id, "long").await.contains("second attempt"));
+    let kinds: Vec<EventKind> = events(&env.store, run_id)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    let interrupted = kinds
+        .iter()
+        .position(|k| *k == EventKind::JobInterrupted)
+        .expect("job.interrupted");
+    assert_eq!(
+        kinds.get(interrupted + 1),
+        Some(&EventKind::JobRetried),
+        "{kinds:?}"
+    );
+    assert!(
+        log_text(&env.store, run_id, "long")
+            .await
+            .contains("second attempt")
+    );
     server.stop().await;
     env.close().await;
 }
@@ -79,7 +100,10 @@ async fn queued_job_stays_queued_across_a_restart() {
     assert_eq!(job(&env.store, run.id, "a").await.status, JobStatus::Queued);
     server.stop().await;
     let server = env.start(1).await;
-    assert_eq!(finished(&env.store, run.id, 30).await.status, RunStatus::Success);
+    assert_eq!(
+        finished(&env.store, run.id, 30).await.status,
+        RunStatus::Success
+    );
     server.stop().await;
 }
 
@@ -102,12 +126,19 @@ async fn agent_that_stops_heartbeating_loses_its_job_which_is_retried() {
         (job(&env.store, run.id, "a").await.status == JobStatus::Queued).then_some(())
     })
     .await;
-    let kinds: Vec<EventKind> = events(&env.store, run.id).await.into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<EventKind> = events(&env.store, run.id)
+        .await
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
     assert!(kinds.contains(&EventKind::JobLost), "{kinds:?}");
     server.stop().await;
     // The built-in executor picks up the retry.
     let server = env.start(1).await;
-    assert_eq!(finished(&env.store, run.id, 30).await.status, RunStatus::Success);
+    assert_eq!(
+        finished(&env.store, run.id, 30).await.status,
+        RunStatus::Success
+    );
     assert_eq!(job(&env.store, run.id, "a").await.attempt, 2);
     server.stop().await;
 }
@@ -123,7 +154,10 @@ async fn sigterm_drain_lets_a_running_job_finish_and_report() {
     })
     .await;
     server.stop().await;
-    assert_eq!(job(&env.store, run.id, "a").await.status, JobStatus::Success);
+    assert_eq!(
+        job(&env.store, run.id, "a").await.status,
+        JobStatus::Success
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,7 +181,17 @@ async fn webhook_delivery_accepted_before_a_crash_starts_its_run_at_the_next_sta
     let runs = env.store.list_runs(Some("app"), 10).await.expect("runs");
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert_eq!(runs[0].sha, sha);
-    assert!(env.store.pending_deliveries().await.expect("pending").iter().all(|d| d.id != id));
-    assert_eq!(finished(&env.store, runs[0].id, 30).await.status, RunStatus::Success);
+    assert!(
+        env.store
+            .pending_deliveries()
+            .await
+            .expect("pending")
+            .iter()
+            .all(|d| d.id != id)
+    );
+    assert_eq!(
+        finished(&env.store, runs[0].id, 30).await.status,
+        RunStatus::Success
+    );
     server.stop().await;
 }

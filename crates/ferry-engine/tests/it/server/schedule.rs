@@ -32,16 +32,25 @@ async fn cron_fires_once_per_occurrence_and_not_again_after_a_restart() {
     let env = Env::new(CRON, &[]).await;
     let clock = clock();
     clock.set(JAN_1);
-    let options = || ferry_engine::server::CoreOptions { clock: clock.clone(), ..env.options() };
+    let options = || ferry_engine::server::CoreOptions {
+        clock: clock.clone(),
+        ..env.options()
+    };
     let server = env.start_with(env.config(0), options()).await;
     // The schedule is first seen at midnight (its state file records that).
     let state = env.data.path().join("cron").join("app.json");
-    until(20, "the schedule to be seen", || async { state.exists().then_some(()) }).await;
+    until(20, "the schedule to be seen", || async {
+        state.exists().then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(schedule_runs(&env).await, 0, "nothing is due at midnight");
 
     clock.set(JAN_1 + 3 * HOUR + 1000);
-    until(20, "the 03:00 run", || async { (schedule_runs(&env).await == 1).then_some(()) }).await;
+    until(20, "the 03:00 run", || async {
+        (schedule_runs(&env).await == 1).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(schedule_runs(&env).await, 1, "one run per occurrence");
 
@@ -49,11 +58,18 @@ async fn cron_fires_once_per_occurrence_and_not_again_after_a_restart() {
     server.crash().await;
     let server = env.start_with(env.config(0), options()).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(schedule_runs(&env).await, 1, "no double fire after a restart");
+    assert_eq!(
+        schedule_runs(&env).await,
+        1,
+        "no double fire after a restart"
+    );
 
     // Two days later: the missed occurrences fire once.
     clock.set(JAN_1 + 51 * HOUR);
-    until(20, "the catch-up run", || async { (schedule_runs(&env).await == 2).then_some(()) }).await;
+    until(20, "the catch-up run", || async {
+        (schedule_runs(&env).await == 2).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(schedule_runs(&env).await, 2);
     server.stop().await;
@@ -75,19 +91,43 @@ jobs:
     let server = env.start_with(config, env.options()).await;
     // The first poll clones the mirror and starts nothing.
     let mirror = env.data.path().join("repos").join("app.git").join("HEAD");
-    until(20, "the first poll", || async { mirror.exists().then_some(()) }).await;
+    until(20, "the first poll", || async {
+        mirror.exists().then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(env.store.list_runs(Some("app"), 10).await.expect("runs").is_empty());
+    assert!(
+        env.store
+            .list_runs(Some("app"), 10)
+            .await
+            .expect("runs")
+            .is_empty()
+    );
 
     env.commit(yml, &[("docs/x.md", "1")], "docs only");
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(env.store.list_runs(Some("app"), 10).await.expect("runs").is_empty(), "paths filter applies");
+    assert!(
+        env.store
+            .list_runs(Some("app"), 10)
+            .await
+            .expect("runs")
+            .is_empty(),
+        "paths filter applies"
+    );
 
     let sha = env.commit(yml, &[("src/a.rs", "2")], "code");
     let run = until(20, "a polled run", || async {
-        env.store.list_runs(Some("app"), 10).await.expect("runs").into_iter().next()
+        env.store
+            .list_runs(Some("app"), 10)
+            .await
+            .expect("runs")
+            .into_iter()
+            .next()
     })
     .await;
-    assert_eq!((run.sha.as_str(), run.trigger, run.branch.as_deref()), (sha.as_str(), Trigger::Push, Some("main")));
+    assert_eq!(
+        (run.sha.as_str(), run.trigger, run.branch.as_deref()),
+        (sha.as_str(), Trigger::Push, Some("main"))
+    );
     server.stop().await;
 }

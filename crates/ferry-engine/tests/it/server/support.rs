@@ -1,6 +1,8 @@
 //! A project repository, a data directory with a store, and a running core.
 
-use ferry_engine::server::{Clock, Core, CoreConfig, CoreOptions, CoreTasks, TriggerOutcome, TriggerRequest};
+use ferry_engine::server::{
+    Clock, Core, CoreConfig, CoreOptions, CoreTasks, TriggerOutcome, TriggerRequest,
+};
 use ferry_store::db::{Event, EventQuery, Job, NewProject, Run, Store};
 use ferry_types::Trigger;
 use std::path::Path;
@@ -38,12 +40,31 @@ async fn postgres_db() -> (String, String, String) {
         "FERRY_TEST_DATABASE_URL is not set: the PostgreSQL tests need an admin URL such as \
          postgres://postgres@127.0.0.1:54329/postgres",
     );
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let name = format!("ferry_engine_test_{}_{}", std::process::id(), nanos % 1_000_000_000_000);
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
-    let (base, query) = admin.split_once('?').map_or((admin.as_str(), String::new()), |(b, q)| (b, format!("?{q}")));
-    let slash = base.rfind('/').filter(|i| *i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "ferry_engine_test_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create database");
+    let (base, query) = admin
+        .split_once('?')
+        .map_or((admin.as_str(), String::new()), |(b, q)| {
+            (b, format!("?{q}"))
+        });
+    let slash = base
+        .rfind('/')
+        .filter(|i| *i > base.find("://").map_or(0, |s| s + 2))
+        .unwrap_or(base.len());
     let url = format!("{}/{name}{query}", &base[..slash]);
     (url, name, admin)
 }
@@ -97,13 +118,26 @@ impl Env {
         let data = tempfile::tempdir().expect("tempdir");
         git(repo.path(), &["init", "-q", "-b", "main"]);
         let (store, pg) = match db {
-            Db::Sqlite => (Store::open_data_dir(data.path()).await.expect("store opens"), None),
+            Db::Sqlite => (
+                Store::open_data_dir(data.path())
+                    .await
+                    .expect("store opens"),
+                None,
+            ),
             Db::Postgres => {
                 let (url, name, admin) = postgres_db().await;
-                (Store::connect(&url).await.expect("store opens"), Some((admin, name)))
+                (
+                    Store::connect(&url).await.expect("store opens"),
+                    Some((admin, name)),
+                )
             }
         };
-        let env = Env { store, repo, data, pg };
+        let env = Env {
+            store,
+            repo,
+            data,
+            pg,
+        };
         env.commit(yml, files, "init");
         env.store
             .add_project(&NewProject {
@@ -138,8 +172,12 @@ impl Env {
         use sqlx::Connection as _;
         self.store.close().await;
         if let Some((admin, name)) = &self.pg {
-            let mut conn = sqlx::PgConnection::connect(admin).await.expect("PostgreSQL reachable");
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+            let mut conn = sqlx::PgConnection::connect(admin)
+                .await
+                .expect("PostgreSQL reachable");
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
         }
     }
 
@@ -178,7 +216,8 @@ impl Env {
     }
 
     pub async fn start(&self, builtin_jobs: usize) -> Running {
-        self.start_with(self.config(builtin_jobs), self.options()).await
+        self.start_with(self.config(builtin_jobs), self.options())
+            .await
     }
 
     pub async fn start_with(&self, config: CoreConfig, options: CoreOptions) -> Running {
@@ -186,7 +225,11 @@ impl Env {
         let (core, tasks) = Core::start_with(self.store.clone(), config, options, shutdown.clone())
             .await
             .expect("core starts");
-        Running { core, tasks, shutdown }
+        Running {
+            core,
+            tasks,
+            shutdown,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -232,7 +275,11 @@ where
 /// Waits for the run to end.
 pub async fn finished(store: &Store, run_id: i64, secs: u64) -> Run {
     until(secs, &format!("run {run_id} to end"), || async {
-        let r = store.get_run(run_id).await.expect("get_run").expect("run exists");
+        let r = store
+            .get_run(run_id)
+            .await
+            .expect("get_run")
+            .expect("run exists");
         r.status.is_finished().then_some(r)
     })
     .await
@@ -250,14 +297,25 @@ pub async fn job(store: &Store, run_id: i64, name: &str) -> Job {
 
 pub async fn events(store: &Store, run_id: i64) -> Vec<Event> {
     store
-        .list_events(&EventQuery { run_id: Some(run_id), limit: 10_000, ..EventQuery::default() })
+        .list_events(&EventQuery {
+            run_id: Some(run_id),
+            limit: 10_000,
+            ..EventQuery::default()
+        })
         .await
         .expect("events")
 }
 
 pub async fn log_text(store: &Store, run_id: i64, job: &str) -> String {
-    let lines = store.read_log(run_id, job, 0, 100_000).await.expect("read_log");
-    lines.into_iter().map(|l| l.text).collect::<Vec<_>>().join("\n")
+    let lines = store
+        .read_log(run_id, job, 0, 100_000)
+        .await
+        .expect("read_log");
+    lines
+        .into_iter()
+        .map(|l| l.text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn clock() -> Arc<FakeClock> {
