@@ -95,6 +95,23 @@ impl Cx<'_> {
             .collect()
     }
 
+    /// Reads an `if:` condition like [`Cx::condition`], keeping what it refers to in
+    /// `seen` for the checks made once the job is known.
+    pub fn condition_seen(
+        &mut self,
+        node: &Node,
+        key: &str,
+        seen: &mut Vec<SeenRefs>,
+    ) -> Option<Expr> {
+        let (expr, refs) = self.condition(node, key)?;
+        seen.push(SeenRefs {
+            pos: pos(node),
+            key: key.to_string(),
+            refs,
+        });
+        Some(expr)
+    }
+
     /// Checks a template and remembers what it refers to.
     pub fn template_seen(&mut self, text: &At<String>, seen: &mut Vec<SeenRefs>) {
         let refs = self.template(text);

@@ -140,16 +140,9 @@ fn job(
         .get_node("env")
         .map(|n| cx.env_templates(n, &k("env"), &mut seen))
         .unwrap_or_default();
-    let condition = map.get_node("if").and_then(|n| {
-        cx.condition(n, &k("if")).map(|(e, refs)| {
-            seen.push(SeenRefs {
-                pos: pos(n),
-                key: k("if"),
-                refs,
-            });
-            e
-        })
-    });
+    let condition = map
+        .get_node("if")
+        .and_then(|n| cx.condition_seen(n, &k("if"), &mut seen));
     let image = map
         .get_node("image")
         .and_then(|n| cx.string(n, &k("image")))
@@ -351,16 +344,9 @@ fn step(cx: &mut Cx, node: &Node, key: &str, seen: &mut Vec<SeenRefs>) -> Option
         .get_node("env")
         .map(|n| cx.env_templates(n, &k("env"), seen))
         .unwrap_or_default();
-    let condition = map.get_node("if").and_then(|n| {
-        cx.condition(n, &k("if")).map(|(e, refs)| {
-            seen.push(SeenRefs {
-                pos: pos(n),
-                key: k("if"),
-                refs,
-            });
-            e
-        })
-    });
+    let condition = map
+        .get_node("if")
+        .and_then(|n| cx.condition_seen(n, &k("if"), seen));
     let shell = map
         .get_node("shell")
         .and_then(|n| shell(cx, n, &k("shell")));
