@@ -223,6 +223,21 @@ async fn actions_need_a_developer_and_the_form_token() -> TestResult {
         .await?;
     assert_eq!(rerun.status, StatusCode::SEE_OTHER, "{}", rerun.body);
     assert!(rerun.header(header::LOCATION).starts_with("/runs/"));
+
+    // Approving is an operator's decision, in the UI as in the API.
+    let approve = http
+        .post(
+            &format!("/ui/runs/{}/approve", run.id),
+            Some(&developer),
+            &format!("csrf={csrf}&job=build"),
+        )
+        .await?;
+    assert_eq!(approve.status, StatusCode::FORBIDDEN, "{}", approve.body);
+    assert!(
+        approve.body.contains("needs the `operator` role"),
+        "{}",
+        approve.body
+    );
     server.stop().await;
     Ok(())
 }
