@@ -12,4 +12,5 @@
 #![deny(missing_docs)]
 
 pub mod ci;
+pub mod deploy;
 pub mod server;

@@ -14,4 +14,7 @@ mod server;
 
 pub use event::{RunEvent, StepRef};
 pub use result::JobResult;
-pub use server::{EventKind, JobStatus, Role, RunStatus, Trigger, UnknownName};
+pub use server::{
+    DeployKind, DeployPhase, DeployState, EventKind, JobStatus, Role, RunStatus, Trigger,
+    UnknownName,
+};

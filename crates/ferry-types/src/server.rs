@@ -221,5 +221,92 @@ named_enum! {
         TokenRevoked => "token.revoked",
         /// An agent connected for the first time.
         AgentRegistered => "agent.registered",
+        /// A release (artifact plus config snapshot) was created.
+        ReleaseCreated => "release.created",
+        /// A deploy was requested (queued, or waiting for approval).
+        DeployQueued => "deploy.queued",
+        /// A person approved a deploy waiting for approval.
+        DeployApproved => "deploy.approved",
+        /// A deploy was taken up by a server and began.
+        DeployStarted => "deploy.started",
+        /// A deploy moved to its next phase; `data.message` says what happened.
+        DeployProgress => "deploy.progress",
+        /// Traffic moved: the deploy's release became the environment's live release.
+        DeploySwitched => "deploy.switched",
+        /// A deploy ended; `data.state` and `data.reason` say how.
+        DeployFinished => "deploy.finished",
+    }
+}
+
+named_enum! {
+    /// Where a deploy is in its life.
+    DeployState, "deploy state" {
+        /// Waiting for a server to take it up (deploys of one service and environment
+        /// run one at a time, oldest first).
+        Queued => "queued",
+        /// Waiting for a person to approve it (the environment has `approval`).
+        WaitingApproval => "waiting_approval",
+        /// Being carried out by a server, under a lease.
+        Running => "running",
+        /// The release is live and the old one is stopped or kept warm.
+        Succeeded => "succeeded",
+        /// A check failed; the previous release was kept or restored, and nothing of
+        /// the new release is left running.
+        RolledBack => "rolled_back",
+        /// It could not run at all (no release, a config error); nothing changed.
+        Failed => "failed",
+        /// Cancelled by a person before it started moving traffic.
+        Cancelled => "cancelled",
+    }
+}
+
+impl DeployState {
+    /// Whether the deploy has ended and will not change again.
+    pub fn is_finished(self) -> bool {
+        !matches!(
+            self,
+            DeployState::Queued | DeployState::WaitingApproval | DeployState::Running
+        )
+    }
+}
+
+named_enum! {
+    /// The step a running deploy is at, in order (a deploy that fails goes to
+    /// `rollback`). Strategies skip what they do not need.
+    DeployPhase, "deploy phase" {
+        /// Not started yet.
+        Pending => "pending",
+        /// Preparing the release: unpacking the tarball, resolving env and secrets.
+        Prepare => "prepare",
+        /// The pre-migration hook point (backups attach here).
+        PreMigrate => "pre_migrate",
+        /// Running the `migrate` steps.
+        Migrate => "migrate",
+        /// Starting the new release's instances.
+        Start => "start",
+        /// Waiting for the new instances to pass their health check.
+        Health => "health",
+        /// Running the `smoke` (and blue-green `verify`) steps.
+        Smoke => "smoke",
+        /// Moving traffic (a switch, rolling batches or canary weights).
+        Shift => "shift",
+        /// Waiting for requests on the old release to finish, then stopping it.
+        Drain => "drain",
+        /// Stopping what the failed deploy started and restoring the old routes.
+        Rollback => "rollback",
+        /// Finished.
+        Done => "done",
+    }
+}
+
+named_enum! {
+    /// Why a deploy was made.
+    DeployKind, "deploy kind" {
+        /// `ferry deploy`, or a pipeline job with `deploy:`.
+        Deploy => "deploy",
+        /// `ferry promote`: the release live in another environment.
+        Promote => "promote",
+        /// `ferry rollback`: an earlier release.
+        Rollback => "rollback",
     }
 }

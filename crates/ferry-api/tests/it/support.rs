@@ -155,6 +155,7 @@ impl Server {
             poll_interval: None,
             grace: Duration::from_millis(300),
             docker_host: None,
+            deploy: Default::default(),
         };
         let (core, tasks) = Core::start(store.clone(), core_config, shutdown.clone()).await?;
         let state = AppState::new(core, config).with_shutdown(shutdown.clone());

@@ -81,6 +81,7 @@ impl Server {
             poll_interval: None,
             grace: Duration::from_secs(2),
             docker_host: None,
+            deploy: Default::default(),
         };
         let (core, tasks) = Core::start(store, config, shutdown.clone()).await?;
         let admin = core

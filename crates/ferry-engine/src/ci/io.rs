@@ -70,4 +70,39 @@ pub trait JobIo: Send + Sync {
     /// report; other errors are retried at the next heartbeat (the lease may still
     /// expire meanwhile, which the server then handles).
     fn heartbeat(&self) -> IoFuture<'_, Heartbeat>;
+
+    /// Releases and deploys what a job with `deploy: ENV` built, once its steps passed
+    /// and its artifacts were stored, and waits until the deploy has ended. The job's
+    /// result is the deploy's. Only a server can deploy: the default says so.
+    fn deploy<'a>(&'a self, request: &'a JobDeploy) -> IoFuture<'a, JobDeployOutcome> {
+        let _ = request;
+        Box::pin(async {
+            Err(JobIoError::Other(
+                "deploys run on a Ferry server (`ferry up` or `ferry serve`)".into(),
+            ))
+        })
+    }
+}
+
+/// What a job with `deploy: ENV` asks the server for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobDeploy {
+    /// The environment (`deploy:` of the job).
+    pub environment: String,
+    /// The digest of the job's stored artifacts, which become the release's tarball;
+    /// None: the release is the commit's source (or the image the steps built).
+    pub artifact: Option<String>,
+}
+
+/// How a job's deploy ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobDeployOutcome {
+    /// The deploy's id.
+    pub deploy_id: i64,
+    /// The release deployed, `v{n}`.
+    pub release: String,
+    /// Whether the release went live.
+    pub succeeded: bool,
+    /// The deploy's progress lines, for the job's log.
+    pub lines: Vec<String>,
 }

@@ -75,7 +75,7 @@ mod util;
 mod workspace;
 
 pub use exec::{ExecOptions, ExecOutcome, JobSpec, execute};
-pub use io::{Heartbeat, IoFuture, JobIo, JobIoError};
+pub use io::{Heartbeat, IoFuture, JobDeploy, JobDeployOutcome, JobIo, JobIoError};
 
 use ferry_types::{JobResult, RunEvent};
 use serde::Serialize;

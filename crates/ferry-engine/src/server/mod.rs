@@ -44,6 +44,7 @@
 
 mod artifacts;
 mod cron;
+mod deploy;
 mod executor;
 mod git;
 mod hook;
@@ -84,6 +85,8 @@ pub struct CoreConfig {
     pub grace: Duration,
     /// Docker engine address for container jobs (None: the default socket).
     pub docker_host: Option<String>,
+    /// How deploys run (the proxy, SSH settings, timeouts).
+    pub deploy: crate::deploy::DeployConfig,
 }
 
 /// A request to start a run.
@@ -251,6 +254,8 @@ struct Inner {
     /// The built-in executor's running jobs: job id → (run id, its cancel token), so
     /// cancelling a run stops them at once instead of at the next heartbeat.
     running: Mutex<HashMap<i64, (i64, CancellationToken)>>,
+    /// The deploy engine.
+    deployer: crate::deploy::Deployer,
 }
 
 /// The background loops of a core; await [`CoreTasks::join`] after cancelling the
@@ -316,6 +321,13 @@ impl Core {
             )));
         }
         handles.push(tokio::spawn(cron::run(core.clone(), shutdown.clone())));
+        handles.push(
+            core.inner
+                .deployer
+                .start(shutdown.clone())
+                .await
+                .map_err(|e| CoreError::Invalid(format!("starting deploys failed: {e}")))?,
+        );
         core.wake_workers();
         Ok((core, CoreTasks { handles, kill }))
     }
@@ -324,6 +336,13 @@ impl Core {
     fn new(store: Store, config: CoreConfig, options: CoreOptions) -> Core {
         let blobs = BlobStore::new(config.data_dir.join("blobs"));
         let (work, _) = tokio::sync::watch::channel(0);
+        let deployer = crate::deploy::Deployer::new(
+            store.clone(),
+            blobs.clone(),
+            config.data_dir.clone(),
+            config.executor_id.clone(),
+            config.deploy.clone(),
+        );
         Core {
             inner: Arc::new(Inner {
                 store,
@@ -333,8 +352,14 @@ impl Core {
                 git_locks: Mutex::new(HashMap::new()),
                 work,
                 running: Mutex::new(HashMap::new()),
+                deployer,
             }),
         }
+    }
+
+    /// The deploy engine.
+    pub fn deployer(&self) -> &crate::deploy::Deployer {
+        &self.inner.deployer
     }
 
     /// The store.

@@ -22,6 +22,7 @@
 mod agents;
 mod conn;
 mod control;
+mod deploys;
 mod events;
 mod hooks;
 mod logs;
@@ -33,6 +34,10 @@ mod tokens;
 
 pub use agents::Agent;
 pub use conn::Backend;
+pub use deploys::{
+    Deploy, DeployQuery, DeployStep, LiveEnv, NewDeploy, NewRelease, Release, ReleaseArtifact,
+    Service, Switch, WarmRelease,
+};
 pub use events::{CROSS_PROCESS_POLL, Event, EventFollower, EventQuery, NewEvent};
 pub use hooks::Delivery;
 pub use logs::{CHUNK_BYTES, LogFollower, LogLine};

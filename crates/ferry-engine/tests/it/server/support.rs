@@ -201,6 +201,7 @@ impl Env {
             poll_interval: None,
             grace: Duration::from_millis(300),
             docker_host: None,
+            deploy: Default::default(),
         }
     }
 

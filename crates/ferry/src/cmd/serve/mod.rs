@@ -205,6 +205,7 @@ impl Server {
             poll_interval: opts.poll_interval,
             grace: Duration::from_secs(10),
             docker_host: None,
+            deploy: Default::default(),
         };
         let (core, tasks) = Core::start(store, config, shutdown.clone())
             .await
