@@ -74,6 +74,26 @@ pub const TOOLS: &[Tool] = &[
         probe: Probe::Program("chromedriver"),
         why: "WebDriver for driving Chromium in the UI tests",
     },
+    Tool {
+        package: "openssh-server",
+        probe: Probe::Program("sshd"),
+        why: "real SSH hosts in network namespaces for the ssh deploy target",
+    },
+    Tool {
+        package: "openssh-client",
+        probe: Probe::Program("ssh"),
+        why: "the client the ssh deploy target drives",
+    },
+    Tool {
+        package: "nginx",
+        probe: Probe::Program("nginx"),
+        why: "the reference proxy of `cargo xtask bench deploy`",
+    },
+    Tool {
+        package: "wrk",
+        probe: Probe::Program("wrk"),
+        why: "the load generator of `cargo xtask bench deploy`",
+    },
 ];
 
 impl Probe {

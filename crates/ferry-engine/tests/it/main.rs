@@ -3,8 +3,10 @@
 
 mod bad_input;
 mod container;
+mod deploy;
 mod exec;
 mod host;
 mod server;
 mod storage;
+mod targets;
 mod support;

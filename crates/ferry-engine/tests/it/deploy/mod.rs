@@ -1,0 +1,1 @@
+//! Deploys end to end: strategies, rollback, crash recovery, zero downtime.
