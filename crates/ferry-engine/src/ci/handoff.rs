@@ -130,6 +130,24 @@ impl Handoff {
         }
     }
 
+    /// Releases and deploys the job's output (a job with `deploy: ENV`), through the
+    /// [`JobIo`]; None for `ferry run`, which has no server to deploy with.
+    pub(crate) async fn deploy(
+        &self,
+        environment: &str,
+    ) -> Option<Result<super::io::JobDeployOutcome, String>> {
+        match self {
+            Handoff::Run(_) => None,
+            Handoff::Io(h) => {
+                let request = super::io::JobDeploy {
+                    environment: environment.to_string(),
+                    artifact: self.saved(),
+                };
+                Some(h.io.deploy(&request).await.map_err(io_text))
+            }
+        }
+    }
+
     /// The digest stored by [`Handoff::save`] through a [`JobIo`].
     pub(crate) fn saved(&self) -> Option<String> {
         match self {

@@ -466,5 +466,45 @@ async fn run_attempt(j: &JobCtx<'_>) -> Attempt {
             };
         j.note(last_step, &note).await;
     }
+    if let Some(environment) = &j.job.deploy {
+        return deploy(j, environment, last_step, outcome).await;
+    }
     outcome
+}
+
+/// The deploy of a job with `deploy: ENV`, after its steps passed: the job's result is
+/// the deploy's. `ferry run` has no server to deploy with, so it says so and passes.
+async fn deploy(j: &JobCtx<'_>, environment: &str, step: usize, outcome: Attempt) -> Attempt {
+    match j.run.artifacts.deploy(environment).await {
+        None => {
+            j.note(
+                step,
+                &format!(
+                    "Not deploying to `{environment}`: deploys run on a Ferry server \
+                     (`ferry up`, or push to a project on `ferry serve`)."
+                ),
+            )
+            .await;
+            outcome
+        }
+        Some(Ok(done)) => {
+            for line in &done.lines {
+                j.note(step, line).await;
+            }
+            if done.succeeded {
+                j.note(
+                    step,
+                    &format!("Deployed {} to `{environment}`.", done.release),
+                )
+                .await;
+                outcome
+            } else {
+                Attempt::fail(format!(
+                    "the deploy of {} to `{environment}` did not go live (deploy {})",
+                    done.release, done.deploy_id
+                ))
+            }
+        }
+        Some(Err(e)) => Attempt::fail(format!("cannot deploy to `{environment}`: {e}")),
+    }
 }

@@ -2,7 +2,9 @@
 //! run them on this machine with [`crate::ci::execute`] over [`LocalIo`].
 
 use super::{Core, CoreError};
-use crate::ci::{self, ExecOptions, Heartbeat, IoFuture, JobIo, JobIoError};
+use crate::ci::{
+    self, ExecOptions, Heartbeat, IoFuture, JobDeploy, JobDeployOutcome, JobIo, JobIoError,
+};
 use ferry_store::db::{ClaimedJob, DbError, JobOutcome, Lease};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -254,6 +256,15 @@ impl JobIo for LocalIo {
                 Err(DbError::LeaseLost { .. }) => Err(JobIoError::LeaseLost),
                 Err(e) => Err(other(e)),
             }
+        })
+    }
+
+    fn deploy<'a>(&'a self, request: &'a JobDeploy) -> IoFuture<'a, JobDeployOutcome> {
+        Box::pin(async move {
+            self.core
+                .job_deploy(self.run_id, &self.job, request)
+                .await
+                .map_err(from_core)
         })
     }
 }
