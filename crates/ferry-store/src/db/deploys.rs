@@ -19,12 +19,20 @@
 //!
 //! Instances are kept as JSON ([`serde_json::Value`]): their shape belongs to the
 //! targets in `ferry-engine`.
+//!
+//! The methods are in `releases` (services, releases, pruning), `lifecycle` (a deploy
+//! from queued to finished, its lease and progress lines) and `live` (the live state).
 
-use super::{DbError, Store};
-use ferry_types::{DeployKind, DeployPhase, DeployState};
+mod lifecycle;
+mod live;
+mod releases;
+
+use super::conn::{Backend, PendingEvent, Q, Row, Tx};
+use super::{DbError, event};
+use ferry_types::{DeployKind, DeployPhase, DeployState, EventKind};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// A service and the project it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,234 +266,149 @@ pub struct Switch {
     pub keep_previous: Option<(serde_json::Value, i64)>,
 }
 
-impl Store {
-    /// Records that `project` declares `service`; a no-op when it already does.
-    /// [`DbError::Conflict`] when another project owns the name.
-    pub async fn register_service(&self, project: &str, service: &str) -> Result<Service, DbError> {
-        let _ = (project, service);
-        todo!("store helper")
-    }
+const SERVICE_COLUMNS: &str =
+    "s.id AS service_id, s.project_id, s.name, p.name AS project, s.created_at";
+const SERVICE_FROM: &str = "services s JOIN projects p ON p.id = s.project_id";
 
-    /// Every service, by name.
-    pub async fn services(&self) -> Result<Vec<Service>, DbError> {
-        todo!("store helper")
-    }
+const RELEASE_COLUMNS: &str = "r.id, p.name AS project, s.name AS service, r.number, r.sha, \
+    r.artifact, r.config, r.env, r.run_id, r.created_by, r.created_at";
+const RELEASE_FROM: &str =
+    "releases r JOIN services s ON s.id = r.service_id JOIN projects p ON p.id = s.project_id";
 
-    /// One service; [`DbError::NotFound`] if unknown.
-    pub async fn service(&self, name: &str) -> Result<Service, DbError> {
-        let _ = name;
-        todo!("store helper")
-    }
+const DEPLOY_COLUMNS: &str = "d.id, d.service_id, p.name AS project, s.name AS service, \
+    d.environment, d.release_id, d.release_number, d.previous_release_id, d.kind, d.state, \
+    d.phase, d.reason, d.requested_by, d.approved_by, d.run_id, d.job, d.owner, \
+    d.lease_expires_at, d.progress, d.created_at, d.started_at, d.finished_at";
+const DEPLOY_FROM: &str =
+    "deploys d JOIN services s ON s.id = d.service_id JOIN projects p ON p.id = s.project_id";
 
-    /// Creates the next release of the service (registering the service), or returns
-    /// the existing one with the same sha and artifact. Appends `release.created` for
-    /// a new one. [`DbError::Conflict`] when another project owns the service.
-    pub async fn create_release(&self, new: &NewRelease) -> Result<Release, DbError> {
-        let _ = new;
-        todo!("store helper")
-    }
+/// The states of a deploy that has not ended, as an SQL list.
+const UNFINISHED: &str = "('queued', 'waiting_approval', 'running')";
 
-    /// The service's releases, newest first, at most `limit`.
-    pub async fn releases(&self, service: &str, limit: i64) -> Result<Vec<Release>, DbError> {
-        let _ = (service, limit);
-        todo!("store helper")
-    }
+fn service_from_row(row: &Row) -> Result<Service, DbError> {
+    Ok(Service {
+        name: row.text("name")?,
+        project: row.text("project")?,
+        created_at: row.int("created_at")?,
+    })
+}
 
-    /// Release number `number` of the service; [`DbError::NotFound`] if there is none.
-    pub async fn release(&self, service: &str, number: i64) -> Result<Release, DbError> {
-        let _ = (service, number);
-        todo!("store helper")
-    }
+fn release_from_row(row: &Row) -> Result<Release, DbError> {
+    Ok(Release {
+        id: row.int("id")?,
+        project: row.text("project")?,
+        service: row.text("service")?,
+        number: row.int("number")?,
+        sha: row.text("sha")?,
+        artifact: row.json("artifact")?,
+        config: row.text("config")?,
+        env: row.json("env")?,
+        run_id: row.opt_int("run_id")?,
+        created_by: row.text("created_by")?,
+        created_at: row.int("created_at")?,
+    })
+}
 
-    /// A release by database id.
-    pub async fn release_by_id(&self, id: i64) -> Result<Release, DbError> {
-        let _ = id;
-        todo!("store helper")
-    }
+fn deploy_from_row(row: &Row) -> Result<Deploy, DbError> {
+    Ok(Deploy {
+        id: row.int("id")?,
+        project: row.text("project")?,
+        service: row.text("service")?,
+        environment: row.text("environment")?,
+        release_id: row.int("release_id")?,
+        release_number: row.int("release_number")?,
+        previous_release_id: row.opt_int("previous_release_id")?,
+        kind: row.parse("kind")?,
+        state: row.parse("state")?,
+        phase: row.parse("phase")?,
+        reason: row.opt_text("reason")?,
+        requested_by: row.text("requested_by")?,
+        approved_by: row.opt_text("approved_by")?,
+        run_id: row.opt_int("run_id")?,
+        job: row.opt_text("job")?,
+        owner: row.opt_text("owner")?,
+        lease_expires_at: row.opt_int("lease_expires_at")?,
+        progress: row.json("progress")?,
+        created_at: row.int("created_at")?,
+        started_at: row.opt_int("started_at")?,
+        finished_at: row.opt_int("finished_at")?,
+    })
+}
 
-    /// Deletes the service's releases beyond the newest `keep`, except those live or
-    /// warm in an environment or named by a deploy that has not ended. Returns what was
-    /// deleted (the caller frees their blobs when nothing else uses them).
-    pub async fn prune_releases(
-        &self,
-        service: &str,
-        keep: usize,
-    ) -> Result<Vec<Release>, DbError> {
-        let _ = (service, keep);
-        todo!("store helper")
+/// `" FOR UPDATE OF {table}"` on PostgreSQL; nothing on SQLite, where the write
+/// transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
+fn lock_of(backend: Backend, table: &str) -> String {
+    match backend {
+        Backend::Postgres => format!(" FOR UPDATE OF {table}"),
+        Backend::Sqlite => String::new(),
     }
+}
 
-    /// Queues a deploy (`queued`, or `waiting_approval`) and appends `deploy.queued`.
-    pub async fn create_deploy(&self, new: &NewDeploy) -> Result<Deploy, DbError> {
-        let _ = new;
-        todo!("store helper")
-    }
+/// A deploy and its service's id, read inside a transaction and locked until it ends.
+async fn locked_deploy(tx: &mut Tx, id: i64) -> Result<(Deploy, i64), DbError> {
+    let lock = lock_of(tx.backend(), "d");
+    let row = tx
+        .fetch_optional(
+            Q::new(format!(
+                "SELECT {DEPLOY_COLUMNS} FROM {DEPLOY_FROM} WHERE d.id = $1{lock}"
+            ))
+            .int(id),
+        )
+        .await?
+        .ok_or_else(|| DbError::NotFound {
+            what: "deploy",
+            key: id.to_string(),
+        })?;
+    Ok((deploy_from_row(&row)?, row.int("service_id")?))
+}
 
-    /// A deploy by id.
-    pub async fn deploy(&self, id: i64) -> Result<Deploy, DbError> {
-        let _ = id;
-        todo!("store helper")
-    }
+/// Like [`locked_deploy`], for a running deploy whose lease `owner` holds;
+/// [`DbError::DeployLeaseLost`] otherwise.
+async fn held_deploy(tx: &mut Tx, id: i64, owner: &str) -> Result<(Deploy, i64), DbError> {
+    let lock = lock_of(tx.backend(), "d");
+    let row = tx
+        .fetch_optional(
+            Q::new(format!(
+                "SELECT {DEPLOY_COLUMNS} FROM {DEPLOY_FROM} \
+                 WHERE d.id = $1 AND d.owner = $2 AND d.state = 'running'{lock}"
+            ))
+            .int(id)
+            .text(owner),
+        )
+        .await?
+        .ok_or_else(|| lease_lost(id, owner))?;
+    Ok((deploy_from_row(&row)?, row.int("service_id")?))
+}
 
-    /// Deploys, newest first.
-    pub async fn deploys(&self, query: &DeployQuery) -> Result<Vec<Deploy>, DbError> {
-        let _ = query;
-        todo!("store helper")
+fn lease_lost(id: i64, owner: &str) -> DbError {
+    DbError::DeployLeaseLost {
+        deploy_id: id,
+        owner: owner.to_owned(),
     }
+}
 
-    /// The progress lines of a deploy, in order.
-    pub async fn deploy_steps(&self, id: i64) -> Result<Vec<DeployStep>, DbError> {
-        let _ = id;
-        todo!("store helper")
+/// An event about a deploy: its project, run and job as the subject, and in `data` what
+/// every deploy event carries (id, service, environment, release, state, phase) plus the
+/// fields of `extra`.
+fn deploy_event(kind: EventKind, deploy: &Deploy, extra: serde_json::Value) -> PendingEvent {
+    let mut data = json!({
+        "deploy_id": deploy.id,
+        "service": deploy.service,
+        "environment": deploy.environment,
+        "release": deploy.release_name(),
+        "release_id": deploy.release_id,
+        "kind": deploy.kind,
+        "state": deploy.state,
+        "phase": deploy.phase,
+    });
+    if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+        data.extend(extra);
     }
-
-    /// Approves a deploy in `waiting_approval` (→ `queued`), appending
-    /// `deploy.approved`. [`DbError::Invalid`] in any other state.
-    pub async fn approve_deploy(&self, id: i64, by: &str) -> Result<Deploy, DbError> {
-        let _ = (id, by);
-        todo!("store helper")
-    }
-
-    /// Cancels a deploy that is `queued` or `waiting_approval` (→ `cancelled`,
-    /// `deploy.finished`). [`DbError::Invalid`] once it runs: a running deploy is
-    /// stopped by its engine, which rolls it back.
-    pub async fn cancel_deploy(&self, id: i64, by: &str) -> Result<Deploy, DbError> {
-        let _ = (id, by);
-        todo!("store helper")
-    }
-
-    /// Takes the oldest `queued` deploy whose service and environment has no
-    /// `running` deploy: sets it `running` under `owner`'s lease, records the
-    /// environment's live release as `previous_release_id`, appends `deploy.started`.
-    /// Atomic across servers (`FOR UPDATE SKIP LOCKED` / `BEGIN IMMEDIATE`).
-    pub async fn claim_deploy(
-        &self,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<Option<Deploy>, DbError> {
-        let _ = (owner, lease);
-        todo!("store helper")
-    }
-
-    /// Extends the lease; [`DbError::LeaseLost`]-like [`DbError::Invalid`] when `owner`
-    /// no longer holds it (the deploy ended or was taken over).
-    pub async fn renew_deploy(&self, id: i64, owner: &str, lease: Duration) -> Result<(), DbError> {
-        let _ = (id, owner, lease);
-        todo!("store helper")
-    }
-
-    /// Moves a running deploy to `phase` and appends a progress line (and a
-    /// `deploy.progress` event) with `message`. Fails like [`Store::renew_deploy`]
-    /// when `owner` does not hold it.
-    pub async fn deploy_step(
-        &self,
-        id: i64,
-        owner: &str,
-        phase: DeployPhase,
-        message: &str,
-    ) -> Result<(), DbError> {
-        let _ = (id, owner, phase, message);
-        todo!("store helper")
-    }
-
-    /// Replaces the deploy's `progress` record. Fails when `owner` does not hold it.
-    pub async fn save_deploy_progress(
-        &self,
-        id: i64,
-        owner: &str,
-        progress: &serde_json::Value,
-    ) -> Result<(), DbError> {
-        let _ = (id, owner, progress);
-        todo!("store helper")
-    }
-
-    /// Makes the deploy's release the live release of its environment (upserting the
-    /// live row, replacing `previous` by `switch.keep_previous`), and appends
-    /// `deploy.switched` — in one transaction. Fails when `owner` does not hold it.
-    pub async fn switch_live(
-        &self,
-        id: i64,
-        owner: &str,
-        switch: &Switch,
-    ) -> Result<LiveEnv, DbError> {
-        let _ = (id, owner, switch);
-        todo!("store helper")
-    }
-
-    /// Ends a running deploy in `state` (a finished state) with `reason`, phase
-    /// `done`, appending `deploy.finished`. Fails when `owner` does not hold it.
-    pub async fn finish_deploy(
-        &self,
-        id: i64,
-        owner: &str,
-        state: DeployState,
-        reason: Option<&str>,
-    ) -> Result<Deploy, DbError> {
-        let _ = (id, owner, state, reason);
-        todo!("store helper")
-    }
-
-    /// Running deploys whose lease ended before `now` (unix ms).
-    pub async fn expired_deploys(&self, now: i64) -> Result<Vec<Deploy>, DbError> {
-        let _ = now;
-        todo!("store helper")
-    }
-
-    /// Running deploys held by `owner` (a restarted server finds its own).
-    pub async fn deploys_owned_by(&self, owner: &str) -> Result<Vec<Deploy>, DbError> {
-        let _ = owner;
-        todo!("store helper")
-    }
-
-    /// Gives a running deploy to `owner` with a fresh lease if its lease has ended or
-    /// `owner` already holds it; None when someone else holds a live lease.
-    pub async fn take_over_deploy(
-        &self,
-        id: i64,
-        owner: &str,
-        lease: Duration,
-    ) -> Result<Option<Deploy>, DbError> {
-        let _ = (id, owner, lease);
-        todo!("store helper")
-    }
-
-    /// Every environment's live state.
-    pub async fn live_envs(&self) -> Result<Vec<LiveEnv>, DbError> {
-        todo!("store helper")
-    }
-
-    /// One environment's live state, None before its first deploy.
-    pub async fn live_env(
-        &self,
-        service: &str,
-        environment: &str,
-    ) -> Result<Option<LiveEnv>, DbError> {
-        let _ = (service, environment);
-        todo!("store helper")
-    }
-
-    /// Forgets the warm previous release of an environment once its instances were
-    /// stopped (only if it is still `release_id`).
-    pub async fn clear_warm(
-        &self,
-        service: &str,
-        environment: &str,
-        release_id: i64,
-    ) -> Result<(), DbError> {
-        let _ = (service, environment, release_id);
-        todo!("store helper")
-    }
-
-    /// Replaces the live instances of an environment without changing its release
-    /// (the engine restarted them after a crash); only if `release_id` is still live.
-    pub async fn replace_live_instances(
-        &self,
-        service: &str,
-        environment: &str,
-        release_id: i64,
-        instances: &serde_json::Value,
-    ) -> Result<(), DbError> {
-        let _ = (service, environment, release_id, instances);
-        todo!("store helper")
-    }
+    event(
+        kind,
+        Some(&deploy.project),
+        deploy.run_id,
+        deploy.job.as_deref(),
+        data,
+    )
 }

@@ -24,12 +24,20 @@ struct Step {
 }
 
 /// Every migration, oldest first. Append; never edit one that has shipped.
-const STEPS: &[Step] = &[Step {
-    version: 1,
-    description: "init",
-    sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        description: "init",
+        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Step {
+        version: 2,
+        description: "deploys",
+        sqlite: include_str!("../../migrations/sqlite/0002_deploys.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_deploys.sql"),
+    },
+];
 
 /// The embedded migrations for one backend.
 #[derive(Debug, Clone, Copy)]

@@ -92,6 +92,17 @@ pub enum DbError {
         /// The attempt the agent was working on.
         attempt: i64,
     },
+    /// The caller no longer holds the deploy's lease: the deploy ended, or its lease
+    /// expired and another server took it over. The caller should stop working on it.
+    #[error(
+        "deploy {deploy_id} is no longer held by `{owner}`: it ended or another server took it over"
+    )]
+    DeployLeaseLost {
+        /// The deploy.
+        deploy_id: i64,
+        /// The server process that thought it held the lease.
+        owner: String,
+    },
     /// The request does not make sense, e.g. a job that needs a job not in its run.
     #[error("{0}")]
     Invalid(String),
