@@ -11,11 +11,13 @@
 //! in no database code, so the agent binary that uses it stays small.
 #![deny(missing_docs)]
 
+mod deploys;
 mod error;
 mod files;
 pub mod sse;
 mod streams;
 
+pub use deploys::DeployFilter;
 pub use error::ClientError;
 /// The wire types the methods take and return.
 pub use ferry_types::api;

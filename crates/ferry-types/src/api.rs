@@ -11,7 +11,9 @@
 //! [`LogChunk`]s as `lines` events and one [`LogEnd`] as the `end` event; the event
 //! stream sends each [`Event`] as an `event` event whose SSE id is the event's id.
 
-use crate::{EventKind, JobResult, JobStatus, Role, RunStatus, Trigger};
+use crate::{
+    DeployKind, DeployPhase, DeployState, EventKind, JobResult, JobStatus, Role, RunStatus, Trigger,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -498,4 +500,268 @@ pub struct HookResponse {
     /// More words, when ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------
+// Deploys
+
+/// A deployed service (`deploy.name` in a project's `ferry.yml`) and its environments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ServiceInfo {
+    /// The service's name, unique across projects.
+    pub name: String,
+    /// The project whose `ferry.yml` declares it.
+    pub project: String,
+    /// When it was first released, unix ms.
+    pub created_at: i64,
+    /// The newest release, `v{n}`, if any.
+    pub newest_release: Option<String>,
+    /// Its environments: those the newest release's `ferry.yml` declares, in promotion
+    /// order, then any other that has a live release.
+    pub environments: Vec<EnvironmentInfo>,
+}
+
+/// One environment of a service and what runs in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnvironmentInfo {
+    /// The environment's name, e.g. `staging`.
+    pub name: String,
+    /// Whether the newest release's `ferry.yml` declares it.
+    pub declared: bool,
+    /// `process`, `docker` or `ssh`, when declared.
+    pub target: Option<String>,
+    /// `rolling`, `blue-green`, `canary` or `recreate`, when declared.
+    pub strategy: Option<String>,
+    /// Whether deploys to it wait for an operator's approval.
+    pub approval: bool,
+    /// Its routes, `host/path`.
+    pub routes: Vec<String>,
+    /// The release serving its traffic; none before its first deploy.
+    pub live: Option<LiveRelease>,
+    /// The previous release, still running for an instant rollback.
+    pub warm: Option<WarmRelease>,
+    /// Its newest deploy, whatever its state.
+    pub last_deploy: Option<DeployInfo>,
+}
+
+/// The release live in an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LiveRelease {
+    /// The release's number.
+    pub release: i64,
+    /// Its name, `v{n}`.
+    pub name: String,
+    /// The commit it was built from.
+    pub sha: String,
+    /// The deploy that made it live.
+    pub deploy_id: i64,
+    /// When it went live, unix ms.
+    pub since: i64,
+    /// How many instances serve it.
+    pub instances: usize,
+}
+
+/// A previous release kept running after a switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct WarmRelease {
+    /// The release's number.
+    pub release: i64,
+    /// Its name, `v{n}`.
+    pub name: String,
+    /// When its instances are stopped, unix ms.
+    pub until: i64,
+}
+
+/// What a release runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReleaseArtifact {
+    /// A container image.
+    Image {
+        /// The image reference, e.g. `shop:3f2a…`.
+        reference: String,
+    },
+    /// A tar file in the blob store (`GET /api/v1/blobs/{digest}`).
+    Tarball {
+        /// `sha256:<hex>`.
+        digest: String,
+    },
+}
+
+/// A release: an artifact plus the `ferry.yml` and env it was made with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ReleaseInfo {
+    /// The service.
+    pub service: String,
+    /// 1, 2, … per service.
+    pub number: i64,
+    /// `v{number}`.
+    pub name: String,
+    /// The commit it was built from.
+    pub sha: String,
+    /// What runs.
+    pub artifact: ReleaseArtifact,
+    /// The run that built it, if a pipeline did.
+    pub run_id: Option<i64>,
+    /// Who made it (a token's name, or `ferry`).
+    pub created_by: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// The environments where it is live now.
+    pub live_in: Vec<String>,
+}
+
+/// A deploy of a release to an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeployInfo {
+    /// Deploy id.
+    pub id: i64,
+    /// The service.
+    pub service: String,
+    /// The project.
+    pub project: String,
+    /// The environment.
+    pub environment: String,
+    /// The release's number.
+    pub release: i64,
+    /// Its name, `v{n}`.
+    pub release_name: String,
+    /// The number of the release that was live when it started, if any.
+    pub previous_release: Option<i64>,
+    /// `deploy`, `promote` or `rollback`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub kind: DeployKind,
+    /// `queued`, `waiting_approval`, `running`, `succeeded`, `rolled_back`, `failed`,
+    /// `cancelled`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub state: DeployState,
+    /// The step it is at: `pending`, `prepare`, `pre_migrate`, `migrate`, `start`,
+    /// `health`, `smoke`, `shift`, `drain`, `rollback`, `done`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub phase: DeployPhase,
+    /// Why it failed or was rolled back.
+    pub reason: Option<String>,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// The run whose job asked for it.
+    pub run_id: Option<i64>,
+    /// That job's instance name.
+    pub job: Option<String>,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms.
+    pub started_at: Option<i64>,
+    /// Unix ms.
+    pub finished_at: Option<i64>,
+}
+
+/// One line of a deploy's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeployStep {
+    /// 1, 2, … within the deploy; follow from here with `after`.
+    pub seq: i64,
+    /// The phase it belongs to.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub phase: DeployPhase,
+    /// What happened, in a sentence.
+    pub message: String,
+    /// Unix ms.
+    pub at: i64,
+}
+
+/// `GET /api/v1/deploys/{id}`: a deploy with its progress lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeployDetail {
+    /// The deploy.
+    pub deploy: DeployInfo,
+    /// Its progress lines, in order.
+    pub steps: Vec<DeployStep>,
+}
+
+/// `POST /api/v1/services/{name}/deploys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct DeployRequest {
+    /// The environment.
+    pub environment: String,
+    /// The release's number; the newest release when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<i64>,
+}
+
+/// `POST /api/v1/services/{name}/promote`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PromoteRequest {
+    /// The environment whose live release is promoted.
+    pub from: String,
+    /// The environment it goes to.
+    pub to: String,
+}
+
+/// `POST /api/v1/services/{name}/rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RollbackRequest {
+    /// The environment.
+    pub environment: String,
+    /// The release's number; the one live before the current one when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<i64>,
+}
+
+/// `POST /api/v1/agents/jobs/{job_id}/deploy`: a job with `deploy: ENV` asks the
+/// server to release and deploy what it built. The deploy may outlast one HTTP call:
+/// the server waits up to `wait_ms` and answers 202 while it is still going; the agent
+/// sends the same request again, and the server never starts a second deploy for the
+/// same attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct JobDeployRequest {
+    /// The lease held.
+    pub lease: Lease,
+    /// The environment (the job's `deploy:`).
+    pub environment: String,
+    /// The digest of the job's uploaded artifacts, which become the release's tarball;
+    /// absent: the commit's source (or the image the steps built).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// How long the server may hold the request open (at most 30 000).
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// How a job's deploy ended (200), or that it is still going (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum JobDeployAnswer {
+    /// Still going: send the same request again.
+    Deploying {
+        /// The deploy, once it was queued.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deploy_id: Option<i64>,
+    },
+    /// Ended.
+    Finished {
+        /// The deploy's id.
+        deploy_id: i64,
+        /// The release deployed, `v{n}`.
+        release: String,
+        /// Whether the release went live.
+        succeeded: bool,
+        /// The deploy's progress lines, for the job's log.
+        lines: Vec<String>,
+    },
 }
