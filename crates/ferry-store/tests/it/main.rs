@@ -4,6 +4,7 @@
 mod support;
 
 mod agents;
+mod deploys;
 mod events;
 mod fixtures;
 mod hooks;
