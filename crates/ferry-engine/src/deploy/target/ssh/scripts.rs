@@ -1,0 +1,434 @@
+//! The POSIX `sh` scripts the ssh target runs on hosts.
+//!
+//! Layout on a host, under the target's remote directory (default `~/.ferry`):
+//! - `releases/<hex digest>/`: an unpacked tarball, one per digest, marked complete by
+//!   `.ferry-complete` once unpacked;
+//! - `instances/<name>/`: one per instance: `meta` (service, environment, release,
+//!   mode, port), `env` (mode 0600), and for a supervised process `run` (the
+//!   supervisor), `pid` and `log`.
+//!
+//! Every value from outside (names, commands, env values) enters a script through
+//! [`sh_quote`] or a here-document with a random delimiter.
+
+use super::client::sh_quote;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// How an instance runs on its host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A systemd unit `ferry-<name>.service` (root on a host whose PID 1 is systemd).
+    Systemd,
+    /// A background process in its own session, under a small `sh` supervisor.
+    Process,
+    /// A container of the host's Docker engine.
+    Docker,
+}
+
+impl Mode {
+    /// The name written in `meta` and in instance handles.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Systemd => "systemd",
+            Mode::Process => "process",
+            Mode::Docker => "docker",
+        }
+    }
+
+    /// The mode named `s`.
+    pub fn parse(s: &str) -> Option<Mode> {
+        match s {
+            "systemd" => Some(Mode::Systemd),
+            "process" => Some(Mode::Process),
+            "docker" => Some(Mode::Docker),
+            _ => None,
+        }
+    }
+}
+
+/// The shell prologue setting `F` to the remote directory: `~/…` is under `$HOME`.
+pub fn prologue(remote_dir: &str) -> String {
+    match remote_dir.strip_prefix("~/") {
+        Some(rest) => format!("F=\"$HOME\"/{}\n", sh_quote(rest)),
+        None => format!("F={}\n", sh_quote(remote_dir)),
+    }
+}
+
+/// Prints `systemd` when instances can run as system units, else `process`.
+pub const DETECT_MODE: &str = r#"
+if [ "$(id -u)" = 0 ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  case "$(systemctl is-system-running 2>/dev/null)" in
+    running|degraded|starting) echo systemd; exit 0 ;;
+  esac
+fi
+echo process
+"#;
+
+/// Exits 0 when the release with `hex` digest is unpacked on the host.
+pub fn release_present(remote_dir: &str, hex: &str) -> String {
+    format!(
+        "{}[ -f \"$F/releases/\"{}/.ferry-complete ]\n",
+        prologue(remote_dir),
+        sh_quote(hex)
+    )
+}
+
+/// The remote command line unpacking a tar from stdin as release `hex`; it goes on
+/// the ssh command line (stdin carries the tar), so it holds no secrets. Unpacks into
+/// a scratch directory first so that a broken upload never looks complete.
+pub fn unpack(remote_dir: &str, hex: &str, tar_flags: &str) -> String {
+    let script = format!(
+        "{}R=\"$F/releases/\"{hex}; T=\"$R.part.$$\"; rm -rf \"$T\" && mkdir -p \"$T\" && tar -x{tar_flags} -f - -C \"$T\" && touch \"$T/.ferry-complete\" || {{ rm -rf \"$T\"; exit 1; }}; if [ -f \"$R/.ferry-complete\" ]; then rm -rf \"$T\"; else rm -rf \"$R\" && mv \"$T\" \"$R\"; fi",
+        prologue(remote_dir),
+        hex = sh_quote(hex)
+    );
+    format!("sh -c {}", sh_quote(&script))
+}
+
+/// A here-document writing `body` to `path` (a shell word), with a delimiter that
+/// cannot occur in the body.
+fn heredoc(path: &str, body: &str) -> String {
+    let mut n = 0u32;
+    let mut delim = "FERRY_EOF".to_string();
+    while body.lines().any(|l| l == delim) {
+        n += 1;
+        delim = format!("FERRY_EOF_{n}");
+    }
+    let nl = if body.ends_with('\n') || body.is_empty() {
+        ""
+    } else {
+        "\n"
+    };
+    format!("cat > {path} <<'{delim}'\n{body}{nl}{delim}\n")
+}
+
+/// The env file for `sh` (`.` with `set -a`): `KEY='value'` lines.
+pub fn env_sh(env: &BTreeMap<String, String>) -> String {
+    env.iter().fold(String::new(), |mut s, (k, v)| {
+        let _ = writeln!(s, "{k}={}", sh_quote(v));
+        s
+    })
+}
+
+/// The env file for systemd's `EnvironmentFile=`: `KEY="value"` lines with
+/// backslash escapes.
+pub fn env_systemd(env: &BTreeMap<String, String>) -> String {
+    env.iter().fold(String::new(), |mut s, (k, v)| {
+        let v = v
+            .replace('\\', r"\\")
+            .replace('"', "\\\"")
+            .replace('\n', r"\n");
+        let _ = writeln!(s, "{k}=\"{v}\"");
+        s
+    })
+}
+
+/// Whether `k` can be an environment variable name for `sh`.
+pub fn valid_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// The supervisor of a [`Mode::Process`] instance, run as `sh <dir>/run` in the
+/// release's directory and in a session of its own. It restarts the command when it
+/// fails (with a growing pause, giving up after 10 quick failures in a row), and on
+/// SIGTERM passes it on and waits for the command to exit, so that the stop's grace
+/// is the command's.
+pub fn supervisor(command: &str) -> String {
+    format!(
+        r#"D=${{0%/run}}
+stop=0
+c=
+trap 'stop=1; [ -n "$c" ] && kill -TERM "$c" 2>/dev/null' TERM INT HUP
+echo $$ > "$D/pid.tmp" && mv -f "$D/pid.tmp" "$D/pid"
+set -a; . "$D/env"; set +a
+n=0
+while [ "$stop" = 0 ]; do
+  s=$(date +%s)
+  sh -c {cmd} </dev/null &
+  c=$!
+  wait "$c"; code=$?
+  while kill -0 "$c" 2>/dev/null; do wait "$c"; code=$?; done
+  c=
+  [ "$stop" = 1 ] && exit 0
+  [ "$code" = 0 ] && exit 0
+  [ $(( $(date +%s) - s )) -ge 30 ] && n=0
+  n=$((n + 1))
+  if [ "$n" -gt 10 ]; then echo "ferry: the command failed 10 times in a row (last exit status $code); giving up" >&2; exit "$code"; fi
+  echo "ferry: the command exited with status $code; restarting in $n s" >&2
+  sleep "$n"
+done
+"#,
+        cmd = sh_quote(command)
+    )
+}
+
+/// What [`start`] needs besides the mode.
+pub struct StartScript<'a> {
+    /// The remote directory.
+    pub remote_dir: &'a str,
+    /// The instance name.
+    pub name: &'a str,
+    /// `meta` lines (`key=value`).
+    pub meta: &'a [(&'a str, String)],
+    /// The environment, `PORT` included.
+    pub env: &'a BTreeMap<String, String>,
+    /// Port candidates; the first one free on the host is used.
+    pub ports: &'a [u16],
+    /// How long a leftover of the same name gets to stop.
+    pub grace_tenths: u64,
+}
+
+/// The part of every start script before the mode-specific launch: removes a
+/// leftover of the same name, picks the port (printed as `port=N`, exported as
+/// `PORT`), creates the instance directory with its `meta` and `env`.
+fn start_prologue(s: &StartScript<'_>, env_file: &str) -> String {
+    let mut out = prologue(s.remote_dir);
+    out.push_str(&stop_body(s.name, s.grace_tenths));
+    let _ = writeln!(out, "D=\"$F/instances/\"{}", sh_quote(s.name));
+    // A port is free when no socket in this network namespace uses it: the local
+    // address column of /proc/net/tcp{,6} ends in `:PORT` in hex.
+    let candidates: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+    let _ = write!(
+        out,
+        r#"P=
+for p in {}; do
+  h=$(printf '%04X' "$p")
+  if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -qi ":$h "; then P=$p; break; fi
+done
+[ -n "$P" ] || {{ echo "no free port among {} candidates" >&2; exit 3; }}
+echo "port=$P"
+umask 077
+mkdir -p "$D" || exit 3
+"#,
+        candidates.join(" "),
+        candidates.len()
+    );
+    let mut meta = String::new();
+    for (k, v) in s.meta {
+        let _ = writeln!(meta, "{k}={v}");
+    }
+    out.push_str(&heredoc("\"$D/meta\"", &meta));
+    out.push_str("echo \"port=$P\" >> \"$D/meta\"\n");
+    out.push_str(&heredoc("\"$D/env\"", env_file));
+    out
+}
+
+/// Starts a supervised background process from release directory `release_hex`;
+/// prints `port=N` and `pid=N`.
+pub fn start_process(s: &StartScript<'_>, release_hex: &str, command: &str) -> String {
+    let mut env = s.env.clone();
+    env.remove("PORT");
+    let mut out = start_prologue(s, &env_sh(&env));
+    let _ = writeln!(out, "echo \"PORT='$P'\" >> \"$D/env\"");
+    out.push_str(&heredoc("\"$D/run\"", &supervisor(command)));
+    let _ = write!(
+        out,
+        r#"R="$F/releases/"{hex}
+[ -d "$R" ] || {{ echo "the release directory $R is missing" >&2; exit 3; }}
+cd "$R" || exit 3
+rm -f "$D/pid"
+setsid nohup sh "$D/run" >"$D/log" 2>&1 </dev/null &
+i=0
+while [ ! -s "$D/pid" ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+[ -s "$D/pid" ] || {{ echo "the instance did not start; its log:" >&2; tail -n 20 "$D/log" >&2; exit 3; }}
+echo "pid=$(cat "$D/pid")"
+"#,
+        hex = sh_quote(release_hex)
+    );
+    out
+}
+
+/// Escapes a command for a systemd `ExecStart=` double-quoted argument.
+fn systemd_arg(s: &str) -> String {
+    s.replace('\\', r"\\")
+        .replace('"', "\\\"")
+        .replace('%', "%%")
+        .replace('$', "$$")
+}
+
+/// Starts `ferry-<name>.service`; prints `port=N`.
+pub fn start_systemd(s: &StartScript<'_>, release_hex: &str, command: &str) -> String {
+    let mut env = s.env.clone();
+    env.remove("PORT");
+    let mut out = start_prologue(s, &env_systemd(&env));
+    let _ = writeln!(out, "echo \"PORT=$P\" >> \"$D/env\"");
+    let unit = format!("ferry-{}.service", s.name);
+    let _ = write!(
+        out,
+        r#"R="$F/releases/"{hex}
+[ -d "$R" ] || {{ echo "the release directory $R is missing" >&2; exit 3; }}
+U={unit}
+printf '%s\n' '[Unit]' {desc} '' '[Service]' "WorkingDirectory=$R" "EnvironmentFile=$D/env" {exec} 'Restart=on-failure' 'RestartSec=1' 'KillMode=control-group' '' '[Install]' 'WantedBy=multi-user.target' > "/etc/systemd/system/$U" || exit 3
+systemctl daemon-reload && systemctl restart "$U" || {{ systemctl status "$U" >&2; exit 3; }}
+"#,
+        hex = sh_quote(release_hex),
+        unit = sh_quote(&unit),
+        desc = sh_quote(&format!("Description=Ferry instance {}", s.name)),
+        exec = sh_quote(&format!(
+            "ExecStart=/bin/sh -c \"{}\"",
+            systemd_arg(command)
+        )),
+    );
+    out
+}
+
+/// Runs `image` in the host's Docker engine, publishing container port `port`
+/// (None: the chosen host port) on the chosen host port; prints `port=N` and
+/// `container=ID`.
+pub fn start_docker(
+    s: &StartScript<'_>,
+    image: &str,
+    command: Option<&str>,
+    port: Option<u16>,
+    labels: &[(&str, String)],
+) -> String {
+    let mut env = s.env.clone();
+    env.remove("PORT");
+    let mut out = String::from(
+        "command -v docker >/dev/null 2>&1 || { echo \"the `docker` command is not installed on this host\" >&2; exit 3; }\n",
+    );
+    out.push_str(&start_prologue(s, &env_sh(&env)));
+    let cport = match port {
+        Some(p) => p.to_string(),
+        None => "$P".to_string(),
+    };
+    let _ = writeln!(out, "echo \"PORT='{cport}'\" >> \"$D/env\"");
+    let mut run = String::from("docker run -d --restart unless-stopped");
+    let _ = write!(run, " --name {}", sh_quote(&format!("ferry-{}", s.name)));
+    for (k, v) in labels {
+        let _ = write!(run, " --label {}", sh_quote(&format!("{k}={v}")));
+    }
+    for k in env.keys() {
+        let _ = write!(run, " -e {k}");
+    }
+    let _ = write!(run, " -e PORT -p \"$P:{cport}\"");
+    if command.is_some() {
+        run.push_str(" --entrypoint /bin/sh");
+    }
+    let _ = write!(run, " {}", sh_quote(image));
+    if let Some(c) = command {
+        let _ = write!(run, " -c {}", sh_quote(c));
+    }
+    let _ = write!(
+        out,
+        r#"set -a; . "$D/env"; set +a
+id=$({run}) || exit 3
+echo "container=$id"
+"#
+    );
+    out
+}
+
+/// The body stopping instance `name` whatever its mode, then removing its directory;
+/// expects `F`. Succeeds when there is nothing to stop.
+fn stop_body(name: &str, grace_tenths: u64) -> String {
+    format!(
+        r#"N={name}
+D="$F/instances/$N"
+if [ -d "$D" ]; then
+  case "$(sed -n 's/^mode=//p' "$D/meta" 2>/dev/null)" in
+  systemd)
+    U="ferry-$N.service"
+    systemctl kill -s TERM "$U" 2>/dev/null
+    i=0; while systemctl is-active --quiet "$U" && [ "$i" -lt {g} ]; do sleep 0.1; i=$((i + 1)); done
+    systemctl kill -s KILL "$U" 2>/dev/null
+    systemctl stop "$U" 2>/dev/null
+    rm -f "/etc/systemd/system/$U"
+    systemctl daemon-reload 2>/dev/null
+    systemctl reset-failed "$U" 2>/dev/null
+    ;;
+  docker)
+    docker stop -t {gs} "ferry-$N" >/dev/null 2>&1
+    docker rm -f "ferry-$N" >/dev/null 2>&1
+    ;;
+  *)
+    p=$(cat "$D/pid" 2>/dev/null)
+    if [ -n "$p" ] && tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF "$D/run"; then
+      kill -TERM -"$p" 2>/dev/null
+      i=0
+      while tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF "$D/run" && [ "$i" -lt {g} ]; do sleep 0.1; i=$((i + 1)); done
+      kill -KILL -"$p" 2>/dev/null
+    fi
+    ;;
+  esac
+  rm -rf "$D"
+fi
+"#,
+        name = sh_quote(name),
+        g = grace_tenths,
+        gs = grace_tenths.div_ceil(10),
+    )
+}
+
+/// Stops instance `name` and removes its directory.
+pub fn stop(remote_dir: &str, name: &str, grace_tenths: u64) -> String {
+    format!("{}{}", prologue(remote_dir), stop_body(name, grace_tenths))
+}
+
+/// Exits 0 when instance `name` runs.
+pub fn alive(remote_dir: &str, name: &str) -> String {
+    format!(
+        r#"{}N={}
+D="$F/instances/$N"
+case "$(sed -n 's/^mode=//p' "$D/meta" 2>/dev/null)" in
+systemd) systemctl is-active --quiet "ferry-$N.service" ;;
+docker) [ "$(docker inspect -f '{{{{.State.Running}}}}' "ferry-$N" 2>/dev/null)" = true ] ;;
+process)
+  p=$(cat "$D/pid" 2>/dev/null) || exit 1
+  tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | grep -qF "$D/run" ;;
+*) exit 1 ;;
+esac
+"#,
+        prologue(remote_dir),
+        sh_quote(name)
+    )
+}
+
+/// Prints the names of instances of `service` in `environment` on the host.
+pub fn list(remote_dir: &str, service: &str, environment: &str) -> String {
+    format!(
+        r#"{}S={}
+E={}
+for m in "$F"/instances/*/meta; do
+  [ -f "$m" ] || continue
+  if grep -qxF "service=$S" "$m" && grep -qxF "environment=$E" "$m"; then
+    d=${{m%/meta}}
+    echo "${{d##*/}}"
+  fi
+done
+"#,
+        prologue(remote_dir),
+        sh_quote(service),
+        sh_quote(environment)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_follow_sh_rules() {
+        assert!(valid_env_name("DATABASE_URL"));
+        assert!(valid_env_name("_x1"));
+        assert!(!valid_env_name("1X"));
+        assert!(!valid_env_name("A-B"));
+        assert!(!valid_env_name(""));
+    }
+
+    #[test]
+    fn heredoc_delimiter_avoids_the_body() {
+        let h = heredoc("f", "FERRY_EOF\nx");
+        assert!(h.contains("<<'FERRY_EOF_1'"), "{h}");
+    }
+
+    #[test]
+    fn systemd_arguments_escape_expansions() {
+        assert_eq!(
+            systemd_arg(r#"echo "$PORT" 100%"#),
+            r#"echo \"$$PORT\" 100%%"#
+        );
+    }
+}
