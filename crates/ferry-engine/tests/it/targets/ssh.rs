@@ -1,0 +1,335 @@
+//! The `ssh` target against two real sshd hosts in network namespaces. This machine's
+//! PID 1 is not systemd, so instances run as supervised background processes (the
+//! fallback); the systemd path is chosen only on hosts where systemd runs.
+
+use super::lab::Lab;
+use super::{get, get_once, process_runs, spec, tarball, unique_service};
+use ferry_engine::deploy::target::ssh::{SshTarget, SshTargetOptions};
+use ferry_engine::deploy::target::{Target, TargetError};
+use std::time::{Duration, Instant};
+
+const HTTPD: &str = "exec busybox httpd -f -p \"$PORT\" -h .";
+
+fn target(lab: &Lab) -> SshTarget {
+    SshTarget::with_options(
+        lab.hosts.iter().map(|h| h.host()).collect(),
+        lab.ssh_config(),
+        SshTargetOptions {
+            leftover_grace: Duration::from_secs(2),
+            ..Default::default()
+        },
+    )
+}
+
+fn pid(i: &ferry_engine::deploy::target::Instance) -> u64 {
+    i.handle["pid"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("a supervised process's handle has its pid: {}", i.handle))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_a_tarball_release_on_two_hosts_and_stops_it() {
+    let lab = Lab::start(2);
+    let t = target(&lab);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let body = format!("release one of {}\n", unique_service("body"));
+    let artifact = tarball(tmp.path(), &body);
+    let service = unique_service("web");
+
+    let mut instances = Vec::new();
+    for (i, h) in lab.hosts.iter().enumerate() {
+        let s = spec(
+            &service,
+            "v1",
+            i as u32,
+            artifact.clone(),
+            Some(HTTPD),
+            Some(h.host()),
+        );
+        let inst = t.start(&s).await.expect("the instance starts");
+        assert_eq!(
+            inst.addr.ip().to_string(),
+            h.addr.to_string(),
+            "reached at the host's address"
+        );
+        assert_eq!(
+            inst.handle["mode"], "process",
+            "no systemd here: {}",
+            inst.handle
+        );
+        instances.push(inst);
+    }
+    for inst in &instances {
+        assert_eq!(
+            get(inst.addr, "/index.html"),
+            body,
+            "served from the uploaded release"
+        );
+        assert!(t.alive(inst).await, "{} is alive", inst.name);
+        assert!(
+            process_runs(pid(inst)),
+            "the supervisor of {} runs",
+            inst.name
+        );
+    }
+    // Each host unpacked the release once, under its own home.
+    let hex = match &artifact {
+        ferry_engine::deploy::target::Artifact::Tarball { digest, .. } => {
+            digest.trim_start_matches("sha256:").to_string()
+        }
+        _ => unreachable!("a tarball"),
+    };
+    for h in &lab.hosts {
+        let r = h.home.join(".ferry/releases").join(&hex);
+        assert!(
+            r.join(".ferry-complete").exists(),
+            "{} has the release",
+            r.display()
+        );
+        assert!(r.join("index.html").exists());
+    }
+
+    // A second instance on the first host reuses the upload and gets its own port.
+    let s = spec(
+        &service,
+        "v1",
+        2,
+        artifact.clone(),
+        Some(HTTPD),
+        Some(lab.hosts[0].host()),
+    );
+    let third = t.start(&s).await.expect("a second instance on one host");
+    assert_ne!(third.addr, instances[0].addr);
+    assert_eq!(get(third.addr, "/index.html"), body);
+    instances.push(third);
+
+    for inst in &instances {
+        let started = Instant::now();
+        t.stop(inst, Duration::from_secs(5)).await.expect("stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "httpd stops on SIGTERM, well within the grace"
+        );
+        assert!(
+            !process_runs(pid(inst)),
+            "the process of {} is gone",
+            inst.name
+        );
+        assert!(!t.alive(inst).await, "{} is no longer alive", inst.name);
+        assert!(
+            get_once(inst.addr, "/index.html").is_err(),
+            "nothing listens at {}",
+            inst.addr
+        );
+    }
+    // Stopping again is fine: it is already gone.
+    t.stop(&instances[0], Duration::from_secs(1))
+        .await
+        .expect("stopping twice succeeds");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_stops_leftovers_and_keeps_the_rest() {
+    let lab = Lab::start(2);
+    let t = target(&lab);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let artifact = tarball(tmp.path(), "swept\n");
+    let service = unique_service("sweep");
+    let keep = t
+        .start(&spec(
+            &service,
+            "v2",
+            0,
+            artifact.clone(),
+            Some(HTTPD),
+            Some(lab.hosts[0].host()),
+        ))
+        .await
+        .expect("start the kept one");
+    let left_a = t
+        .start(&spec(
+            &service,
+            "v1",
+            0,
+            artifact.clone(),
+            Some(HTTPD),
+            Some(lab.hosts[0].host()),
+        ))
+        .await
+        .expect("start a leftover on host 1");
+    let left_b = t
+        .start(&spec(
+            &service,
+            "v1",
+            1,
+            artifact.clone(),
+            Some(HTTPD),
+            Some(lab.hosts[1].host()),
+        ))
+        .await
+        .expect("start a leftover on host 2");
+    let other = t
+        .start(&spec(
+            &unique_service("other"),
+            "v1",
+            0,
+            artifact.clone(),
+            Some(HTTPD),
+            Some(lab.hosts[1].host()),
+        ))
+        .await
+        .expect("start another service's instance");
+
+    let mut swept = t
+        .sweep(&service, "staging", std::slice::from_ref(&keep))
+        .await
+        .expect("sweep");
+    swept.sort();
+    let mut expected = vec![left_a.name.clone(), left_b.name.clone()];
+    expected.sort();
+    assert_eq!(swept, expected);
+    assert!(
+        !t.alive(&left_a).await && !t.alive(&left_b).await,
+        "leftovers stopped"
+    );
+    assert!(!process_runs(pid(&left_a)) && !process_runs(pid(&left_b)));
+    assert!(t.alive(&keep).await, "the kept instance still runs");
+    assert_eq!(get(keep.addr, "/index.html"), "swept\n");
+    assert!(
+        t.alive(&other).await,
+        "another service's instance is not swept"
+    );
+    assert!(
+        t.sweep(&service, "staging", std::slice::from_ref(&keep))
+            .await
+            .expect("sweep")
+            .is_empty()
+    );
+
+    // A replacement with the same name replaces the old process.
+    let again = t
+        .start(&spec(
+            &service,
+            "v2",
+            0,
+            artifact,
+            Some(HTTPD),
+            Some(lab.hosts[0].host()),
+        ))
+        .await
+        .expect("start again under the same name");
+    assert!(
+        !process_runs(pid(&keep)),
+        "the leftover of the same name was stopped"
+    );
+    assert_eq!(get(again.addr, "/index.html"), "swept\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alive_follows_a_crashed_process_and_the_supervisor_restarts_failures() {
+    let lab = Lab::start(1);
+    let t = target(&lab);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let artifact = tarball(tmp.path(), "x\n");
+    let service = unique_service("crash");
+    let h = lab.hosts[0].host();
+    // Fails the first time (no marker yet), serves the second: the supervisor restarts it.
+    let flaky = "if [ ! -f ../../marker-$PORT ]; then touch ../../marker-$PORT; exit 3; fi; exec busybox httpd -f -p \"$PORT\" -h .";
+    let inst = t
+        .start(&spec(
+            &service,
+            "v1",
+            0,
+            artifact.clone(),
+            Some(flaky),
+            Some(h.clone()),
+        ))
+        .await
+        .expect("start");
+    assert_eq!(
+        get(inst.addr, "/index.html"),
+        "x\n",
+        "served after one restart"
+    );
+    assert!(t.alive(&inst).await);
+    // Killing the supervisor's whole group from outside: alive says so.
+    let p = pid(&inst) as i32;
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{p}")])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success(), "kill the process group {p}");
+    let until = Instant::now() + Duration::from_secs(5);
+    while t.alive(&inst).await {
+        assert!(
+            Instant::now() < until,
+            "alive still true 5 s after the process was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    t.stop(&inst, Duration::from_secs(1))
+        .await
+        .expect("stop a dead instance");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_is_down_is_unreachable_with_its_name() {
+    let mut lab = Lab::start(1);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let artifact = tarball(tmp.path(), "down\n");
+    let service = unique_service("down");
+    let h = lab.hosts[0].host();
+    let t = target(&lab);
+    let inst = t
+        .start(&spec(
+            &service,
+            "v1",
+            0,
+            artifact.clone(),
+            Some(HTTPD),
+            Some(h.clone()),
+        ))
+        .await
+        .expect("start while the host is up");
+    lab.hosts[0].stop_sshd();
+    // A fresh target: no multiplexed connection left over from the one above.
+    let t = target(&lab);
+    let started = Instant::now();
+    let err = t
+        .start(&spec(
+            &service,
+            "v1",
+            1,
+            artifact,
+            Some(HTTPD),
+            Some(h.clone()),
+        ))
+        .await
+        .expect_err("the host is down");
+    let TargetError::Unreachable(msg) = &err else {
+        panic!("expected Unreachable, got {err:?}");
+    };
+    assert!(
+        msg.contains(&format!("root@{}:22", h.host)),
+        "names the host: {msg}"
+    );
+    assert!(msg.contains("Connection refused"), "says why: {msg}");
+    assert!(started.elapsed() < Duration::from_secs(8), "fails fast");
+    assert!(
+        !t.alive(&inst).await,
+        "an unreachable host's instance is not known alive"
+    );
+    let err = t
+        .sweep(&service, "staging", &[])
+        .await
+        .expect_err("sweep cannot reach the host");
+    assert!(
+        matches!(err, TargetError::Unreachable(ref m) if m.contains(&h.host)),
+        "{err:?}"
+    );
+    let err = t
+        .stop(&inst, Duration::from_secs(1))
+        .await
+        .expect_err("stop cannot reach the host");
+    assert!(matches!(err, TargetError::Unreachable(_)), "{err:?}");
+}
