@@ -28,7 +28,7 @@ mod live;
 mod releases;
 
 use super::conn::{Backend, PendingEvent, Q, Row, Tx};
-use super::{DbError, event};
+use super::{DbError, Store, event};
 use ferry_types::{DeployKind, DeployPhase, DeployState, EventKind};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -378,6 +378,16 @@ async fn held_deploy(tx: &mut Tx, id: i64, owner: &str) -> Result<(Deploy, i64),
         .await?
         .ok_or_else(|| lease_lost(id, owner))?;
     Ok((deploy_from_row(&row)?, row.int("service_id")?))
+}
+
+impl Store {
+    /// Ends a transaction that changed nothing, releasing its locks now. A dropped
+    /// transaction is rolled back only when its connection goes back to the pool, in
+    /// the background; until then it keeps its row locks, and a claim's `SKIP LOCKED`
+    /// would pass over the rows it holds.
+    async fn end_unchanged(&self, tx: Tx) -> Result<(), DbError> {
+        self.commit(tx).await
+    }
 }
 
 fn lease_lost(id: i64, owner: &str) -> DbError {

@@ -6,7 +6,7 @@ use ferry_store::db::{
 };
 use ferry_types::{DeployKind, DeployPhase, DeployState, EventKind};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(30);
@@ -117,6 +117,30 @@ both! {
 }
 
 both! {
+    async fn servers_releasing_at_once_share_one_numbering(db: TestDb) -> TestResult {
+        let store = &db.store;
+        project(store, "web").await?;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let store = store.clone();
+            // Half release one build (all must get the same release), half a build each.
+            let sha = if i % 2 == 0 { "same".to_owned() } else { format!("sha-{i}") };
+            tasks.push(tokio::spawn(async move { release(&store, "web", "shop", &sha).await }));
+        }
+        let mut made = Vec::new();
+        for task in tasks {
+            made.push(task.await??);
+        }
+        let same: BTreeSet<i64> = made.iter().filter(|r| r.sha == "same").map(|r| r.id).collect();
+        assert_eq!(same.len(), 1, "one release for one build");
+        let numbers: BTreeSet<i64> = made.iter().map(|r| r.number).collect();
+        assert_eq!(numbers, (1..=9).collect::<BTreeSet<i64>>(), "9 builds numbered 1 to 9 without gaps");
+        assert_eq!(events_of(store, EventKind::ReleaseCreated).await?.len(), 9);
+        Ok(())
+    }
+}
+
+both! {
     async fn a_service_belongs_to_the_project_that_declared_it_first(db: TestDb) -> TestResult {
         let store = &db.store;
         project(store, "web").await?;
@@ -197,14 +221,13 @@ both! {
     async fn concurrent_claimers_never_run_two_deploys_of_one_environment(db: TestDb) -> TestResult {
         let store = &db.store;
         project(store, "web").await?;
-        let mut queued: BTreeMap<(String, String), Vec<i64>> = BTreeMap::new();
+        let mut queued: BTreeMap<(String, String), VecDeque<i64>> = BTreeMap::new();
         for service in ["shop", "cart", "blog", "mail"] {
             let r = release(store, "web", service, "aaa").await?;
-            for round in 0..3 {
+            for _ in 0..3 {
                 for env in ["staging", "production"] {
-                    let _ = round;
                     let d = deploy(store, service, env, r.id).await?;
-                    queued.entry((service.to_owned(), env.to_owned())).or_default().push(d.id);
+                    queued.entry((service.to_owned(), env.to_owned())).or_default().push_back(d.id);
                 }
             }
         }
@@ -228,8 +251,8 @@ both! {
             assert_eq!(claimed.len(), 8, "round {round}: one deploy per environment: {claimed:?}");
             assert_eq!(envs.len(), 8, "round {round}: never two of one environment");
             for d in &claimed {
-                let expected = queued[&(d.service.clone(), d.environment.clone())][round];
-                assert_eq!(d.id, expected, "round {round}: the oldest of {} {} first", d.service, d.environment);
+                let expected = queued.get_mut(&(d.service.clone(), d.environment.clone())).and_then(VecDeque::pop_front);
+                assert_eq!(Some(d.id), expected, "round {round}: the oldest of {} {} first", d.service, d.environment);
                 let owner = d.owner.clone().ok_or("an owner")?;
                 store.finish_deploy(d.id, &owner, DeployState::Succeeded, None).await?;
             }

@@ -50,12 +50,16 @@ impl Store {
             .fetch_optional(
                 Q::new("SELECT service_id, number FROM releases WHERE id = $1").int(new.release_id),
             )
-            .await?
-            .ok_or_else(|| DbError::NotFound {
+            .await?;
+        let Some(release) = release else {
+            self.end_unchanged(tx).await?;
+            return Err(DbError::NotFound {
                 what: "release",
                 key: new.release_id.to_string(),
-            })?;
+            });
+        };
         if release.int("service_id")? != service_id {
+            self.end_unchanged(tx).await?;
             return Err(DbError::Invalid(format!(
                 "release {} is not a release of `{}`: list its releases with `ferry releases {}`",
                 new.release_id, new.service, new.service
@@ -166,6 +170,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let (deploy, _) = locked_deploy(&mut tx, id).await?;
         if deploy.state != DeployState::WaitingApproval {
+            self.end_unchanged(tx).await?;
             return Err(DbError::Invalid(format!(
                 "deploy {id} is {}, not waiting for approval: there is nothing to approve",
                 deploy.state.as_str()
@@ -195,19 +200,19 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let (deploy, _) = locked_deploy(&mut tx, id).await?;
-        match deploy.state {
-            DeployState::Queued | DeployState::WaitingApproval => {}
-            DeployState::Running => {
-                return Err(DbError::Invalid(format!(
-                    "deploy {id} is already running: its server stops it and rolls it back"
-                )));
-            }
-            ended => {
-                return Err(DbError::Invalid(format!(
-                    "deploy {id} has already ended ({})",
-                    ended.as_str()
-                )));
-            }
+        let refusal = match deploy.state {
+            DeployState::Queued | DeployState::WaitingApproval => None,
+            DeployState::Running => Some(format!(
+                "deploy {id} is already running: its server stops it and rolls it back"
+            )),
+            ended => Some(format!(
+                "deploy {id} has already ended ({})",
+                ended.as_str()
+            )),
+        };
+        if let Some(refusal) = refusal {
+            self.end_unchanged(tx).await?;
+            return Err(DbError::Invalid(refusal));
         }
         let reason = format!("cancelled by `{by}`");
         tx.execute(
@@ -265,6 +270,8 @@ impl Store {
              ORDER BY d.id LIMIT 1{skip}"
         ));
         let Some(row) = tx.fetch_optional(pick).await? else {
+            // Hand the advisory lock to the next claimer at once.
+            self.end_unchanged(tx).await?;
             return Ok(None);
         };
         let id = row.int("id")?;
@@ -473,6 +480,7 @@ impl Store {
         let held_by_owner = deploy.owner.as_deref() == Some(owner);
         let expired = deploy.lease_expires_at.is_none_or(|at| at < now);
         if deploy.state != DeployState::Running || !(held_by_owner || expired) {
+            self.end_unchanged(tx).await?;
             return Ok(None);
         }
         tx.execute(

@@ -4,7 +4,7 @@ use super::{
     RELEASE_COLUMNS, RELEASE_FROM, Release, SERVICE_COLUMNS, SERVICE_FROM, Service, UNFINISHED,
     lock_of, release_from_row, service_from_row,
 };
-use crate::db::conn::{Q, Tx};
+use crate::db::conn::{Backend, Q, Tx};
 use crate::db::runs::json_text;
 use crate::db::{DbError, Store, event, now_ms};
 use ferry_types::EventKind;
@@ -231,9 +231,8 @@ impl Store {
             tx.execute(Q::new("DELETE FROM releases WHERE id = $1").int(release.id))
                 .await?;
         }
-        if !pruned.is_empty() {
-            self.commit(tx).await?;
-        }
+        // Commit even when nothing was deleted, to give up the service lock now.
+        self.commit(tx).await?;
         Ok(pruned)
     }
 }
@@ -264,22 +263,28 @@ async fn register_tx(tx: &mut Tx, project: &str, service: &str) -> Result<(Servi
         .int(now_ms()),
     )
     .await?;
-    let lock = lock_of(tx.backend(), "s");
     let row = tx
         .fetch_one(
             Q::new(format!(
-                "SELECT {SERVICE_COLUMNS} FROM {SERVICE_FROM} WHERE s.name = $1{lock}"
+                "SELECT {SERVICE_COLUMNS} FROM {SERVICE_FROM} WHERE s.name = $1"
             ))
             .text(service),
         )
         .await?;
+    // Checked before locking (a service never changes project), so a refusal holds no
+    // lock while its transaction is rolled back in the background.
     if row.int("project_id")? != project_id {
         return Err(DbError::Conflict {
             what: "service",
             key: service.to_owned(),
         });
     }
-    Ok((service_from_row(&row)?, row.int("service_id")?))
+    let service_id = row.int("service_id")?;
+    if tx.backend() == Backend::Postgres {
+        tx.execute(Q::new("SELECT id FROM services WHERE id = $1 FOR UPDATE").int(service_id))
+            .await?;
+    }
+    Ok((service_from_row(&row)?, service_id))
 }
 
 /// A release by id, inside a transaction.
