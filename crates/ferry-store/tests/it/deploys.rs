@@ -571,3 +571,32 @@ both! {
         Ok(())
     }
 }
+
+both! {
+    async fn a_deploy_switching_again_keeps_warm_what_it_first_replaced(db: TestDb) -> TestResult {
+        let store = &db.store;
+        project(store, "web").await?;
+        let v1 = release(store, "web", "shop", "aaa").await?;
+        let v2 = release(store, "web", "shop", "bbb").await?;
+        deploy_live(store, "shop", "staging", v1.id, None).await?;
+        let d = deploy(store, "shop", "staging", v2.id).await?;
+        store.claim_deploy("server-a", LEASE).await?.ok_or("claim")?;
+        let until = now_ms() + 60_000;
+        let keep = Some((json!(["v1-0"]), until));
+        let once = store.switch_live(d.id, "server-a", &Switch { instances: json!(["v2-0"]), keep_previous: keep.clone() }).await?;
+        // Resumed after a crash, or the next canary step: the same deploy switches again.
+        let twice = store.switch_live(d.id, "server-a", &Switch { instances: json!(["v2-1"]), keep_previous: keep }).await?;
+        let warm = twice.previous.clone().ok_or("v1 still warm")?;
+        assert_eq!((warm.release_id, warm.release_number), (v1.id, 1), "not v2 warm behind itself");
+        assert_eq!(twice.previous, once.previous);
+        assert_eq!((twice.release_number, twice.instances.clone()), (2, json!(["v2-1"])));
+        let switched = events_of(store, EventKind::DeploySwitched).await?;
+        assert_eq!(switched.last().map(|e| e.data["previous_release"].clone()), Some(json!("v1")));
+
+        store.finish_deploy(d.id, "server-a", DeployState::Succeeded, None).await?;
+        let err = store.switch_live(d.id, "server-a", &Switch { instances: json!([]), keep_previous: None }).await.expect_err("ended");
+        assert!(matches!(err, DbError::DeployLeaseLost { .. }), "{err}");
+        assert_eq!(store.live_env("shop", "staging").await?.ok_or("live")?, twice, "a refused switch changes nothing");
+        Ok(())
+    }
+}

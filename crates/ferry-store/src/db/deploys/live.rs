@@ -22,8 +22,10 @@ impl Store {
     /// Makes the deploy's release the live release of its environment (upserting the
     /// live row, replacing `previous` by `switch.keep_previous` — given the release
     /// live until now; there is none to keep on a first deploy), and appends
-    /// `deploy.switched` — in one transaction. Fails like [`Store::renew_deploy`]
-    /// when `owner` does not hold it.
+    /// `deploy.switched` — in one transaction. A deploy may switch again (resumed
+    /// after a crash, or each canary step): the release kept warm is still the one it
+    /// replaced the first time. Fails like [`Store::renew_deploy`] when `owner` does
+    /// not hold it.
     pub async fn switch_live(
         &self,
         id: i64,
@@ -34,22 +36,32 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let (deploy, service_id) = held_deploy(&mut tx, id, owner).await?;
         let lock = lock_of(tx.backend(), "l");
+        // The release replaced by this switch: the live one, or when this deploy
+        // switched already (it was resumed after a crash), the one it replaced then.
         let current = tx
             .fetch_optional(
                 Q::new(format!(
-                    "SELECT l.release_id, r.number FROM live_envs l \
+                    "SELECT l.release_id, r.number, l.deploy_id, l.previous_release_id, \
+                     pr.number AS previous_number FROM live_envs l \
                      JOIN releases r ON r.id = l.release_id \
+                     LEFT JOIN releases pr ON pr.id = l.previous_release_id \
                      WHERE l.service_id = $1 AND l.environment = $2{lock}"
                 ))
                 .int(service_id)
                 .text(&deploy.environment),
             )
             .await?;
-        let current = match current {
+        let replaced = match current {
+            Some(row) if row.int("deploy_id")? == deploy.id => {
+                match row.opt_int("previous_release_id")? {
+                    Some(release_id) => Some((release_id, row.int("previous_number")?)),
+                    None => None,
+                }
+            }
             Some(row) => Some((row.int("release_id")?, row.int("number")?)),
             None => None,
         };
-        let warm = match (&switch.keep_previous, current) {
+        let warm = match (&switch.keep_previous, replaced) {
             (Some((instances, until)), Some((release_id, _))) => {
                 Some((release_id, json_text(instances)?, *until))
             }
@@ -90,7 +102,7 @@ impl Store {
             EventKind::DeploySwitched,
             &deploy,
             json!({
-                "previous_release": current.map(|(_, number)| format!("v{number}")),
+                "previous_release": replaced.map(|(_, number)| format!("v{number}")),
                 "kept_warm": warm.is_some(),
                 "warm_until": warm.as_ref().map(|w| w.2),
             }),
