@@ -7,15 +7,35 @@
 //! server killed at any point resumes or rolls back on restart and never leaves two
 //! half-live releases.
 //!
-//! Target implementations live in [`target`].
+//! Target implementations live in [`target`]. The rest, in reading order:
+//! `release` (a release made runnable: config, env and secrets, artifact — a `Plan`),
+//! `run` (the loop and one deploy's phases, strategies and rollback), `recover`
+//! (crash recovery, keeping live instances running, warm releases), `routes` (the
+//! proxy's table), `health` (HTTP checks) and `steps` (`migrate` and `smoke` steps).
+//! `docs/deploy.md`, "How a deploy runs", is the user's view of the same.
 
+mod health;
+mod recover;
+mod release;
+mod routes;
+mod run;
+mod shift;
+mod steps;
 pub mod target;
 
 use ferry_store::BlobStore;
-use ferry_store::db::{DbError, Deploy, Release, ReleaseArtifact, Store};
+use ferry_store::db::{
+    DbError, Deploy, DeployQuery, NewDeploy, NewRelease, Release, ReleaseArtifact, Store,
+};
+use ferry_types::{DeployKind, DeployState};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -127,6 +147,32 @@ pub struct DeployRequest {
     pub job: Option<String>,
 }
 
+/// What a pre-migration hook is told about the deploy it runs in.
+#[derive(Debug, Clone)]
+pub struct HookContext {
+    /// The deploy.
+    pub deploy: Deploy,
+    /// The release being deployed.
+    pub release: Release,
+    /// The release's env for this environment, secrets resolved (never log it).
+    pub env: BTreeMap<String, String>,
+    /// The release's directory on this server.
+    pub dir: PathBuf,
+}
+
+/// A future returned by a [`PreMigrateHook`].
+pub type HookFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+
+/// Something to do before a deploy's `migrate` steps (a database backup). Hooks run
+/// in the order they were added; an `Err` aborts the deploy (nothing has changed yet)
+/// with the message as the reason; an `Ok` message goes into the deploy's progress.
+pub trait PreMigrateHook: Send + Sync + std::fmt::Debug {
+    /// The hook's name in progress lines.
+    fn name(&self) -> &str;
+    /// Runs the hook.
+    fn run<'a>(&'a self, cx: &'a HookContext) -> HookFuture<'a>;
+}
+
 /// The deploy engine's handle; clones share everything.
 #[derive(Debug, Clone)]
 pub struct Deployer {
@@ -134,12 +180,36 @@ pub struct Deployer {
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     store: Store,
     blobs: BlobStore,
     data_dir: PathBuf,
     owner: String,
     config: DeployConfig,
+    /// The proxy's entries per service and environment.
+    routes: routes::Routes,
+    /// Wakes the loop when a deploy is queued or approved here.
+    wake: Notify,
+    /// The deploys this server is carrying out, by id.
+    controls: Mutex<HashMap<i64, Arc<Control>>>,
+    /// Pre-migration hooks.
+    hooks: RwLock<Vec<Arc<dyn PreMigrateHook>>>,
+}
+
+/// How a person reaches a running deploy: cancel it, or promote a blue-green release
+/// waiting for it (`auto_promote: false`).
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    /// Fired by [`Deployer::cancel`].
+    pub cancel: CancellationToken,
+    /// Who cancelled it.
+    pub cancelled_by: Mutex<Option<String>>,
+    /// Set while a blue-green deploy waits for its promotion.
+    pub waiting_promotion: AtomicBool,
+    /// Who promoted it.
+    pub promoted_by: Mutex<Option<String>>,
+    /// Fired on promotion.
+    pub promoted: Notify,
 }
 
 impl Deployer {
@@ -157,7 +227,11 @@ impl Deployer {
                 blobs,
                 data_dir,
                 owner,
+                routes: routes::Routes::new(config.proxy.clone()),
                 config,
+                wake: Notify::new(),
+                controls: Mutex::new(HashMap::new()),
+                hooks: RwLock::new(Vec::new()),
             }),
         }
     }
@@ -166,13 +240,17 @@ impl Deployer {
     /// proxy's routes from the live state, and starts the loop that claims and runs
     /// deploys and stops warm releases when their time is up.
     pub async fn start(&self, shutdown: CancellationToken) -> Result<JoinHandle<()>, DeployError> {
-        let _ = (
-            &self.inner.store,
-            &self.inner.blobs,
-            &self.inner.data_dir,
-            &self.inner.owner,
-        );
-        Ok(tokio::spawn(async move { shutdown.cancelled().await }))
+        recover::recover(&self.inner).await?;
+        Ok(tokio::spawn(run::run_loop(self.inner.clone(), shutdown)))
+    }
+
+    /// Adds a hook run before every deploy's `migrate` steps.
+    pub fn add_pre_migrate_hook(&self, hook: Arc<dyn PreMigrateHook>) {
+        self.inner
+            .hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
     }
 
     /// The store.
@@ -190,16 +268,158 @@ impl Deployer {
         self.inner.config.proxy.as_ref()
     }
 
+    /// Where the process target keeps instance `name` of `service` in `environment`:
+    /// its pid file and its output (`output.log`, the instance's log).
+    pub fn instance_dir(&self, service: &str, environment: &str, name: &str) -> PathBuf {
+        self.inner
+            .data_dir
+            .join("instances")
+            .join(service)
+            .join(environment)
+            .join(name)
+    }
+
     /// Creates (or reuses) the release of the service declared in `req.config`.
     pub async fn create_release(&self, req: ReleaseRequest) -> Result<Release, DeployError> {
-        let _ = req;
-        Err(DeployError::Invalid("releases are not built yet".into()))
+        let service = release::parse_deploy(&req.config).map_err(DeployError::Config)?;
+        let ctx = release::context(
+            &req.sha,
+            req.branch.as_deref(),
+            req.tag.as_deref(),
+            req.run_id,
+            &service.name,
+        );
+        let artifact = match (req.artifact, &service.run) {
+            (Some(a), _) => a,
+            (None, ferry_config::model::Run::Image(image)) => ReleaseArtifact::Image {
+                reference: ferry_config::interpolate(image, &ctx)
+                    .map_err(|e| DeployError::Config(format!("`deploy.image`: {e}")))?,
+            },
+            (None, ferry_config::model::Run::Command(_)) => {
+                let Some(source) = req.source else {
+                    return Err(DeployError::Invalid(format!(
+                        "service `{}` runs a `command`, so its release needs a tarball: \
+                         give the job's artifacts or the commit's source",
+                        service.name
+                    )));
+                };
+                let blobs = self.inner.blobs.clone();
+                let path = source.clone();
+                let digest = tokio::task::spawn_blocking(move || blobs.put_file(&path))
+                    .await
+                    .map_err(|e| DeployError::Invalid(format!("storing the tarball failed: {e}")))?
+                    .map_err(|e| {
+                        DeployError::Invalid(format!(
+                            "cannot store {} as the release's tarball: {e}",
+                            source.display()
+                        ))
+                    })?;
+                ReleaseArtifact::Tarball {
+                    digest: format!("sha256:{}", digest.to_hex()),
+                }
+            }
+        };
+        let env = release::snapshot_env(&service.env, &ctx).map_err(DeployError::Config)?;
+        let created = self
+            .inner
+            .store
+            .create_release(&NewRelease {
+                project: req.project,
+                service: service.name.clone(),
+                sha: req.sha,
+                artifact,
+                config: req.config,
+                env,
+                run_id: req.run_id,
+                created_by: req.created_by,
+            })
+            .await?;
+        self.prune(&service.name).await;
+        Ok(created)
+    }
+
+    /// Deletes releases beyond `keep_releases` (at least 10) and their unpacked
+    /// directories. The blobs stay: the blob store has no reference counts, and a
+    /// tarball may be a job's artifact too.
+    async fn prune(&self, service: &str) {
+        let keep = self.inner.config.keep_releases.max(10);
+        match self.inner.store.prune_releases(service, keep).await {
+            Ok(gone) => {
+                for r in gone {
+                    let dir = release::release_dir(&self.inner.data_dir, service, r.number);
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(service, error = %e, "Pruning old releases failed; they stay.");
+            }
+        }
     }
 
     /// Queues a deploy (waiting for approval when the environment has `approval`).
     pub async fn deploy(&self, req: DeployRequest) -> Result<Deploy, DeployError> {
-        let _ = req;
-        Err(DeployError::Invalid("deploys are not built yet".into()))
+        let store = &self.inner.store;
+        store.service(&req.service).await?;
+        let release = match req.release {
+            Some(n) => store.release(&req.service, n).await?,
+            None => store
+                .releases(&req.service, 1)
+                .await?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    DeployError::Invalid(format!(
+                        "service `{}` has no release yet: run its pipeline first",
+                        req.service
+                    ))
+                })?,
+        };
+        self.queue(
+            &release,
+            &req.environment,
+            DeployKind::Deploy,
+            &req.requested_by,
+            req.run_id,
+            req.job,
+        )
+        .await
+    }
+
+    async fn queue(
+        &self,
+        release: &Release,
+        environment: &str,
+        kind: DeployKind,
+        by: &str,
+        run_id: Option<i64>,
+        job: Option<String>,
+    ) -> Result<Deploy, DeployError> {
+        let service = release::parse_deploy(&release.config).map_err(DeployError::Config)?;
+        let Some(env) = service.environments.get(environment) else {
+            let known: Vec<&str> = service.environments.keys().map(String::as_str).collect();
+            return Err(DeployError::Invalid(format!(
+                "service `{}` has no environment `{environment}` in release {} (it has: {})",
+                release.service,
+                release.name(),
+                known.join(", ")
+            )));
+        };
+        let deploy = self
+            .inner
+            .store
+            .create_deploy(&NewDeploy {
+                service: release.service.clone(),
+                environment: environment.to_owned(),
+                release_id: release.id,
+                kind,
+                requested_by: by.to_owned(),
+                run_id,
+                job,
+                needs_approval: env.approval.is_some() && kind != DeployKind::Rollback,
+            })
+            .await?;
+        self.inner.wake.notify_one();
+        Ok(deploy)
     }
 
     /// Queues a deploy of the release live in `from` to `to`.
@@ -210,8 +430,21 @@ impl Deployer {
         to: &str,
         by: &str,
     ) -> Result<Deploy, DeployError> {
-        let _ = (service, from, to, by);
-        Err(DeployError::Invalid("promotion is not built yet".into()))
+        if from == to {
+            return Err(DeployError::Invalid(format!(
+                "cannot promote `{service}` from `{from}` to itself: name the next environment"
+            )));
+        }
+        let store = &self.inner.store;
+        store.service(service).await?;
+        let live = store.live_env(service, from).await?.ok_or_else(|| {
+            DeployError::Invalid(format!(
+                "`{service}` has no live release in `{from}` to promote: deploy there first"
+            ))
+        })?;
+        let release = store.release_by_id(live.release_id).await?;
+        self.queue(&release, to, DeployKind::Promote, by, None, None)
+            .await
     }
 
     /// Queues a deploy of an earlier release to `environment`: release `to`, or the one
@@ -223,23 +456,101 @@ impl Deployer {
         to: Option<i64>,
         by: &str,
     ) -> Result<Deploy, DeployError> {
-        let _ = (service, environment, to, by);
-        Err(DeployError::Invalid("rollback is not built yet".into()))
+        let store = &self.inner.store;
+        store.service(service).await?;
+        let live = store.live_env(service, environment).await?;
+        let release = match to {
+            Some(n) => store.release(service, n).await?,
+            None => {
+                let live = live.as_ref().ok_or_else(|| {
+                    DeployError::Invalid(format!(
+                        "`{service}` has never been deployed to `{environment}`: nothing to roll back"
+                    ))
+                })?;
+                let id = match &live.previous {
+                    Some(warm) => Some(warm.release_id),
+                    None => store
+                        .deploys(&DeployQuery {
+                            service: Some(service.to_owned()),
+                            environment: Some(environment.to_owned()),
+                            active_only: false,
+                            limit: Some(200),
+                        })
+                        .await?
+                        .into_iter()
+                        .filter(|d| d.state == DeployState::Succeeded)
+                        .map(|d| d.release_id)
+                        .find(|id| *id != live.release_id),
+                };
+                let id = id.ok_or_else(|| {
+                    DeployError::Invalid(format!(
+                        "`{service}` has had only release v{} in `{environment}`: nothing to \
+                         roll back to (name a release with `--to`)",
+                        live.release_number
+                    ))
+                })?;
+                store.release_by_id(id).await?
+            }
+        };
+        if live.as_ref().is_some_and(|l| l.release_id == release.id) {
+            return Err(DeployError::Invalid(format!(
+                "release {} is already live in `{environment}`",
+                release.name()
+            )));
+        }
+        self.queue(&release, environment, DeployKind::Rollback, by, None, None)
+            .await
     }
 
-    /// Approves a deploy waiting for approval.
+    /// Approves a deploy waiting for approval; for a running blue-green deploy waiting
+    /// to be promoted (`auto_promote: false`), moves its traffic.
     pub async fn approve(&self, id: i64, by: &str) -> Result<Deploy, DeployError> {
-        Ok(self.inner.store.approve_deploy(id, by).await?)
+        if let Some(ctl) = self.control(id)
+            && ctl.waiting_promotion.load(Ordering::SeqCst)
+        {
+            *ctl.promoted_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(by.to_owned());
+            ctl.promoted.notify_one();
+            return Ok(self.inner.store.deploy(id).await?);
+        }
+        let d = self.inner.store.approve_deploy(id, by).await?;
+        self.inner.wake.notify_one();
+        Ok(d)
     }
 
     /// Cancels a deploy that has not started; a running one is rolled back.
     pub async fn cancel(&self, id: i64, by: &str) -> Result<Deploy, DeployError> {
+        let d = self.inner.store.deploy(id).await?;
+        if d.state == DeployState::Running {
+            let Some(ctl) = self.control(id) else {
+                return Err(DeployError::Invalid(format!(
+                    "deploy {id} is running on server `{}`; cancel it there",
+                    d.owner.as_deref().unwrap_or("?")
+                )));
+            };
+            *ctl.cancelled_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(by.to_owned());
+            ctl.cancel.cancel();
+            return Ok(d);
+        }
         Ok(self.inner.store.cancel_deploy(id, by).await?)
+    }
+
+    fn control(&self, id: i64) -> Option<Arc<Control>> {
+        self.inner
+            .controls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
     }
 
     /// Waits until the deploy has ended and returns it.
     pub async fn wait(&self, id: i64) -> Result<Deploy, DeployError> {
-        let _ = id;
-        Err(DeployError::Invalid("deploys are not built yet".into()))
+        loop {
+            let d = self.inner.store.deploy(id).await?;
+            if d.state.is_finished() {
+                return Ok(d);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
