@@ -1,15 +1,18 @@
-//! What the run and project pages' buttons do: plain form POSTs that call the core and
-//! send the browser back to a page (303), so they work without the script too.
+//! What the run, project, service and deploy pages' buttons do: plain form POSTs that
+//! call the core and send the browser back to a page (303), so they work without the
+//! script too.
 //!
-//! Each checks the session's role (`developer` or above; approving needs `operator`,
-//! as in the API) and the form's CSRF token; the
+//! Each checks the session's role (`developer` or above; approving, deploying, rolling
+//! back and cancelling deploys need `operator`) and the form's CSRF token; the
 //! SameSite=Strict session cookie already keeps other sites from posting these.
 
 use super::auth::{Session, parse_form};
 use super::error::UiError;
+use super::pages::services::{Intent, intent};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use ferry_engine::deploy::{DeployError, DeployRequest};
 use ferry_engine::server::{TriggerOutcome, TriggerRequest};
 use ferry_types::{Role, Trigger};
 use std::collections::HashMap;
@@ -109,4 +112,109 @@ pub(super) async fn trigger(
             "the pipeline does not run for this: {why}"
         ))),
     }
+}
+
+/// A deploy engine failure as the page shows it.
+fn deploy_error(e: DeployError) -> UiError {
+    match e {
+        DeployError::NotFound { .. } => UiError::NotFound(e.to_string()),
+        DeployError::Invalid(_) => UiError::Conflict(e.to_string()),
+        DeployError::Config(_) => UiError::BadRequest(e.to_string()),
+        DeployError::Store(inner) => inner.into(),
+    }
+}
+
+fn deploy_id(raw: &str) -> Result<i64, UiError> {
+    raw.parse()
+        .map_err(|_| UiError::NotFound(format!("deploy `{raw}` not found: deploy ids are numbers")))
+}
+
+fn to_deploy(id: i64) -> Response {
+    Redirect::to(&format!("/deploys/{id}")).into_response()
+}
+
+/// `POST /ui/services/{name}/deploy` with `env` and `release`, from the confirmation
+/// page: a release older than the live one is rolled back to (`ferry rollback --to`),
+/// any other is deployed (`ferry deploy --release`). Opens the deploy's page.
+pub(super) async fn deploy(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    body: String,
+) -> Result<Response, UiError> {
+    // Changing what runs is an operator's decision, like approving.
+    session.require(Role::Operator)?;
+    let form = authorize(&session, &body)?;
+    let env = form
+        .get("env")
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| UiError::BadRequest("say which environment to deploy to".into()))?;
+    let release: i64 = form
+        .get("release")
+        .and_then(|r| r.trim_start_matches('v').parse().ok())
+        .ok_or_else(|| UiError::BadRequest("say which release to deploy, by number".into()))?;
+    let live = state.core.store().live_env(&name, env).await?;
+    let deployer = state.core.deployer();
+    let actor = session.actor();
+    let deploy = match intent(live.as_ref(), release) {
+        Intent::AlreadyLive => {
+            return Err(UiError::Conflict(format!(
+                "v{release} is live in `{env}` of `{name}` already: there is nothing to change"
+            )));
+        }
+        Intent::Rollback => deployer.rollback(&name, env, Some(release), &actor).await,
+        Intent::Deploy => {
+            deployer
+                .deploy(DeployRequest {
+                    service: name.clone(),
+                    environment: env.clone(),
+                    release: Some(release),
+                    requested_by: actor,
+                    run_id: None,
+                    job: None,
+                })
+                .await
+        }
+    }
+    .map_err(deploy_error)?;
+    Ok(to_deploy(deploy.id))
+}
+
+/// `POST /ui/deploys/{id}/approve`.
+pub(super) async fn approve_deploy(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Response, UiError> {
+    session.require(Role::Operator)?;
+    authorize(&session, &body)?;
+    let id = deploy_id(&id)?;
+    state
+        .core
+        .deployer()
+        .approve(id, &session.actor())
+        .await
+        .map_err(deploy_error)?;
+    Ok(to_deploy(id))
+}
+
+/// `POST /ui/deploys/{id}/cancel`: a deploy that has not started is cancelled, a
+/// running one rolled back.
+pub(super) async fn cancel_deploy(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: String,
+) -> Result<Response, UiError> {
+    session.require(Role::Operator)?;
+    authorize(&session, &body)?;
+    let id = deploy_id(&id)?;
+    state
+        .core
+        .deployer()
+        .cancel(id, &session.actor())
+        .await
+        .map_err(deploy_error)?;
+    Ok(to_deploy(id))
 }

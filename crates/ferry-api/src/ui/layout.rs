@@ -12,6 +12,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 pub(super) enum Nav {
     Projects,
     Runs,
+    Services,
     Events,
     Agents,
     None,
@@ -44,6 +45,7 @@ pub(super) fn page(title: &str, nav: Nav, session: Option<&Session>, content: Ma
                         nav aria-label="Main" {
                             (item(Nav::Projects, "/", "Projects"))
                             (item(Nav::Runs, "/runs", "Runs"))
+                            (item(Nav::Services, "/services", "Services"))
                             (item(Nav::Events, "/events", "Events"))
                             (item(Nav::Agents, "/agents", "Agents"))
                         }
@@ -110,7 +112,7 @@ pub(super) struct Look {
     pub label: &'static str,
 }
 
-/// The look of a run or job status name (both share their names).
+/// The look of a run, job or deploy status name.
 pub(super) fn look(status: &str) -> Look {
     let (cls, icon, label) = match status {
         "success" => ("ok", "✓", "success"),
@@ -123,6 +125,10 @@ pub(super) fn look(status: &str) -> Look {
         "waiting_approval" => ("wait", "⏸", "waiting for approval"),
         "queued" => ("queued", "◷", "queued"),
         "cancelled" => ("skip", "⊘", "cancelled"),
+        // Deploy states (the others share the run names above).
+        "succeeded" => ("ok", "✓", "succeeded"),
+        "rolled_back" => ("bad", "↺", "rolled back"),
+        "failed" => ("bad", "✗", "failed"),
         "skipped" => ("skip", "–", "skipped"),
         _ => ("skip", "?", "unknown"),
     };

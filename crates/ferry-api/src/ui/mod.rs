@@ -15,9 +15,15 @@
 //! Routes:
 //! - `GET /` projects, `GET /projects/{name}` one project's runs, `GET /runs` all runs,
 //!   `GET /runs/{id}` the run page, `GET /events`, `GET /agents`;
+//! - `GET /services` services and their environments, `GET /services/{name}` one
+//!   service (releases, deploys, rollback), `GET /services/{name}/confirm` the
+//!   confirmation of a deploy or rollback, `GET /deploys/{id}` one deploy;
 //! - `GET|POST /login` (also `/login?token=…`), `GET /logout`;
 //! - `POST /ui/runs/{id}/cancel|approve|rerun`, `POST /ui/projects/{name}/trigger`;
-//! - `GET /ui/runs/{id}/stream`, `/ui/runs/stream`, `/ui/events/stream` (SSE);
+//! - `POST /ui/services/{name}/deploy` (deploy or roll back, `operator`),
+//!   `POST /ui/deploys/{id}/approve|cancel` (`operator`);
+//! - `GET /ui/runs/{id}/stream`, `/ui/runs/stream`, `/ui/events/stream`,
+//!   `/ui/deploys/{id}/stream` (SSE);
 //! - `GET /ui/assets/{file}`.
 
 mod actions;
@@ -42,13 +48,21 @@ pub fn router() -> Router<AppState> {
         .route("/runs/{id}", get(pages::run::show))
         .route("/events", get(pages::events::index))
         .route("/agents", get(pages::agents::index))
+        .route("/services", get(pages::services::index))
+        .route("/services/{name}", get(pages::services::show))
+        .route("/services/{name}/confirm", get(pages::services::confirm))
+        .route("/deploys/{id}", get(pages::deploys::show))
         .route("/login", get(auth::login_page).post(auth::login_submit))
         .route("/logout", get(auth::logout))
         .route("/ui/runs/{id}/cancel", post(actions::cancel))
         .route("/ui/runs/{id}/approve", post(actions::approve))
         .route("/ui/runs/{id}/rerun", post(actions::rerun))
         .route("/ui/projects/{name}/trigger", post(actions::trigger))
+        .route("/ui/services/{name}/deploy", post(actions::deploy))
+        .route("/ui/deploys/{id}/approve", post(actions::approve_deploy))
+        .route("/ui/deploys/{id}/cancel", post(actions::cancel_deploy))
         .route("/ui/runs/{id}/stream", get(stream::run))
+        .route("/ui/deploys/{id}/stream", get(pages::deploys::stream))
         .route("/ui/runs/stream", get(stream::runs))
         .route("/ui/events/stream", get(stream::events))
         .route("/ui/assets/{file}", get(assets::serve))

@@ -2,5 +2,6 @@
 //! headless Chromium session that watches a run turn green live and re-runs it.
 
 mod browser;
+mod deploys;
 mod pages;
 mod support;

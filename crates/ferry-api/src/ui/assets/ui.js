@@ -410,3 +410,69 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
+
+// ---- deploys: the live deploy page and confirmation dialogs -------------------------
+(function () {
+  function all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
+
+  // The deploy page: the server sends the changing part rendered again after each
+  // change; the stream closes once the deploy has ended.
+  function deployPage(root) {
+    var source = new EventSource(root.dataset.stream);
+    source.addEventListener("state", function (e) {
+      var d;
+      try { d = JSON.parse(e.data); } catch (_) { return; }
+      if (typeof d.html === "string") root.innerHTML = d.html;
+      root.dataset.state = d.state;
+      if (d.finished) { source.close(); document.body.dataset.live = "done"; }
+    });
+    source.onopen = function () { document.body.dataset.live = "on"; };
+    source.onerror = function () { if (document.body.dataset.live !== "done") document.body.dataset.live = "off"; };
+  }
+
+  // Buttons that change what runs link to a confirmation page; with the script, that
+  // page's confirmation opens in a dialog over the current page instead.
+  function dialog() {
+    var d = document.getElementById("confirm-dialog");
+    if (!d) {
+      d = document.createElement("dialog");
+      d.id = "confirm-dialog";
+      d.className = "confirm-dialog";
+      d.addEventListener("click", function (e) { if (e.target === d) d.close(); });
+      document.body.appendChild(d);
+    }
+    return d;
+  }
+
+  function confirmLink(a) {
+    a.addEventListener("click", function (e) {
+      if (e.ctrlKey || e.metaKey || e.shiftKey || typeof HTMLDialogElement !== "function") return;
+      e.preventDefault();
+      fetch(a.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
+        .then(function (html) {
+          var page = new DOMParser().parseFromString(html, "text/html");
+          var section = page.querySelector("section.confirm");
+          if (!section) { location.href = a.href; return; }
+          var d = dialog();
+          d.replaceChildren(document.importNode(section, true));
+          all("[data-dismiss]", d).forEach(function (x) {
+            x.addEventListener("click", function (ev) { ev.preventDefault(); d.close(); });
+          });
+          d.showModal();
+          var keep = d.querySelector("[data-dismiss]");
+          if (keep) keep.focus();
+        })
+        .catch(function () { location.href = a.href; });
+    });
+  }
+
+  function start() {
+    var root = document.getElementById("deploy-live");
+    if (root && root.dataset.stream) deployPage(root);
+    all("a[data-confirm]").forEach(confirmLink);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

@@ -1,10 +1,12 @@
 //! The pages, one module each, and the run rows several of them share.
 
 pub(super) mod agents;
+pub(super) mod deploys;
 pub(super) mod events;
 pub(super) mod projects;
 pub(super) mod run;
 pub(super) mod runs;
+pub(super) mod services;
 
 use super::layout::{badge, duration, git_ref, short_sha, time};
 use ferry_store::db::Run;

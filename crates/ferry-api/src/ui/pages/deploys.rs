@@ -1,0 +1,366 @@
+//! `/deploys/{id}`: one deploy step by step — its state and reason, the phases it went
+//! through, every progress line with its time — and the approve and cancel buttons.
+//!
+//! The page renders the deploy as it is; while it has not ended, the script opens
+//! `/ui/deploys/{id}/stream`, which sends the same part of the page rendered again
+//! after every `deploy.*` event, until the deploy ends.
+
+use super::services::service_path;
+use crate::AppState;
+use crate::ui::auth::Session;
+use crate::ui::error::UiError;
+use crate::ui::layout::{self, Nav, badge, duration, human_ms, short_sha, time};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::sse::Event as SseEvent;
+use axum::response::{IntoResponse, Response};
+use ferry_store::db::{DbError, Deploy, DeployStep, Release, Store};
+use ferry_types::{DeployPhase, DeployState, EventKind, Role};
+use maud::{Markup, html};
+use serde_json::json;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long the stream waits before trying again after a database error.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// A deploy with what its page shows.
+struct DeployView {
+    deploy: Deploy,
+    steps: Vec<DeployStep>,
+    release: Option<Release>,
+    previous: Option<Release>,
+}
+
+fn deploy_id(raw: &str) -> Result<i64, UiError> {
+    raw.trim_start_matches('#')
+        .parse()
+        .map_err(|_| UiError::NotFound(format!("deploy `{raw}` not found: deploy ids are numbers")))
+}
+
+/// Release `id`, None when it was pruned.
+async fn release(store: &Store, id: i64) -> Result<Option<Release>, DbError> {
+    match store.release_by_id(id).await {
+        Ok(r) => Ok(Some(r)),
+        Err(DbError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+async fn load(store: &Store, id: i64) -> Result<DeployView, UiError> {
+    let deploy = match store.deploy(id).await {
+        Ok(d) => d,
+        Err(DbError::NotFound { .. }) => {
+            return Err(UiError::NotFound(format!("deploy `{id}` not found")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let steps = store.deploy_steps(id).await?;
+    let release_row = release(store, deploy.release_id).await?;
+    let previous = match deploy.previous_release_id {
+        Some(p) => release(store, p).await?,
+        None => None,
+    };
+    Ok(DeployView {
+        deploy,
+        steps,
+        release: release_row,
+        previous,
+    })
+}
+
+/// Whether a phase reads as a failure.
+fn phase_cls(phase: DeployPhase, current: bool, state: DeployState) -> &'static str {
+    match (phase, current) {
+        (DeployPhase::Rollback, _) => "bad",
+        (_, false) => "ok",
+        (_, true) => match state {
+            DeployState::Succeeded => "ok",
+            DeployState::RolledBack | DeployState::Failed => "bad",
+            DeployState::Cancelled => "skip",
+            _ => "busy",
+        },
+    }
+}
+
+/// The phases the deploy went through, in order, the last one current.
+fn phases(view: &DeployView) -> Markup {
+    let mut seen: Vec<DeployPhase> = Vec::new();
+    for step in &view.steps {
+        if seen.last() != Some(&step.phase) && !seen.contains(&step.phase) {
+            seen.push(step.phase);
+        }
+    }
+    if seen.last() != Some(&view.deploy.phase) && view.deploy.phase != DeployPhase::Pending {
+        seen.retain(|p| *p != view.deploy.phase);
+        seen.push(view.deploy.phase);
+    }
+    let state = view.deploy.state;
+    html! {
+        @if !seen.is_empty() {
+            ol.phases aria-label="Phases" {
+                @for (i, p) in seen.iter().enumerate() {
+                    @let current = i + 1 == seen.len();
+                    li class={ "phase s-" (phase_cls(*p, current, state)) }
+                        aria-current=[current.then_some("step")] data-phase=(p.as_str()) {
+                        (p.as_str().replace('_', "-"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The part of the page that changes while the deploy runs (the stream sends it
+/// again after each change).
+fn live_part(session: &Session, view: &DeployView) -> Markup {
+    let d = &view.deploy;
+    let started = d.started_at.unwrap_or(d.created_at);
+    html! {
+        div.heading {
+            h1 {
+                "Deploy #" (d.id) " "
+                span #deploy-status { (badge(d.state.as_str())) }
+            }
+            (actions(session, d))
+        }
+        dl.facts {
+            div { dt { "Service" } dd { a href=(service_path(&d.service)) { (d.service) } } }
+            div { dt { "Environment" } dd { (d.environment) } }
+            div {
+                dt { "Release" }
+                dd {
+                    strong.release { (d.release_name()) }
+                    @if let Some(r) = &view.release { " " (short_sha(&r.sha)) }
+                }
+            }
+            div {
+                dt { "Replacing" }
+                dd {
+                    @match &view.previous {
+                        Some(p) => { strong.release { (p.name()) } " " (short_sha(&p.sha)) },
+                        None => { span.muted { "—" } },
+                    }
+                }
+            }
+            div { dt { "Kind" } dd { (d.kind.as_str()) } }
+            div { dt { "Requested by" } dd { (d.requested_by) } }
+            @if let Some(by) = &d.approved_by { div { dt { "Approved by" } dd { (by) } } }
+            @if let Some(run) = d.run_id {
+                div { dt { "Run" } dd { a href={ "/runs/" (run) } { "#" (run) } @if let Some(j) = &d.job { " " (j) } } }
+            }
+            div { dt { "Queued" } dd { (time(d.created_at)) } }
+            div { dt { "Duration" } dd { (duration(d.started_at, d.finished_at)) } }
+        }
+        @if let Some(reason) = &d.reason {
+            p.callout.reason role="alert" { strong { "Why: " } (reason) }
+        }
+        @if d.state == DeployState::WaitingApproval {
+            p.callout { "⏸ " (d.environment) " needs approval: the deploy starts once an operator approves it." }
+        }
+        h2 { "Progress" }
+        (phases(view))
+        div.table-wrap {
+            table.steps {
+                thead {
+                    tr {
+                        th scope="col" { "#" }
+                        th scope="col" { "Phase" }
+                        th scope="col" { "What happened" }
+                        th scope="col" { "At" }
+                        th scope="col" { "After" }
+                    }
+                }
+                tbody {
+                    @for s in &view.steps {
+                        tr data-phase=(s.phase.as_str()) {
+                            td.num { (s.seq) }
+                            td { code.kind { (s.phase.as_str()) } }
+                            td.message { (s.message) }
+                            td { (time(s.at)) }
+                            td.num { "+" (human_ms(s.at.saturating_sub(started))) }
+                        }
+                    }
+                }
+            }
+            @if view.steps.is_empty() {
+                p.empty.muted {
+                    @match d.state {
+                        DeployState::Queued => "Waiting for a server to take it up (one deploy per environment at a time).",
+                        DeployState::WaitingApproval => "Waiting for approval.",
+                        _ => "No progress recorded.",
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Approve while it waits for approval; cancel until it has ended (a running deploy
+/// is rolled back). Both need the `operator` role.
+fn actions(session: &Session, d: &Deploy) -> Markup {
+    if d.state.is_finished() {
+        return html! {};
+    }
+    if !session.can(Role::Operator) {
+        return html! { span.muted.small { "An operator can approve or cancel it." } };
+    }
+    html! {
+        div.actions {
+            @if d.state == DeployState::WaitingApproval {
+                form #approve-form method="post" action={ "/ui/deploys/" (d.id) "/approve" } {
+                    input type="hidden" name="csrf" value=(session.csrf);
+                    button.primary type="submit" { "Approve" }
+                }
+            }
+            form #cancel-form method="post" action={ "/ui/deploys/" (d.id) "/cancel" } {
+                input type="hidden" name="csrf" value=(session.csrf);
+                button.danger type="submit" {
+                    @if d.state == DeployState::Running { "Cancel and roll back" } @else { "Cancel deploy" }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /deploys/{id}`.
+pub(in crate::ui) async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    let id = deploy_id(&id)?;
+    let view = load(state.core.store(), id).await?;
+    let d = &view.deploy;
+    let title = format!("{} {} deploy #{}", d.service, d.environment, d.id);
+    let finished = d.state.is_finished();
+    let content = html! {
+        nav.crumbs aria-label="Breadcrumb" {
+            a href="/services" { "Services" } " / "
+            a href=(service_path(&d.service)) { (d.service) } " / "
+        }
+        div #deploy-live data-deploy=(d.id) data-state=(d.state.as_str())
+            data-stream=[(!finished).then(|| format!("/ui/deploys/{}/stream", d.id))] {
+            (live_part(&session, &view))
+        }
+    };
+    Ok(layout::respond(layout::page(
+        &title,
+        Nav::Services,
+        Some(&session),
+        content,
+    )))
+}
+
+fn message(view: &DeployView, html: String) -> SseEvent {
+    let data = json!({
+        "state": view.deploy.state,
+        "finished": view.deploy.state.is_finished(),
+        "html": html,
+    });
+    SseEvent::default().event("state").data(data.to_string())
+}
+
+fn is_deploy_event(kind: EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::DeployQueued
+            | EventKind::DeployApproved
+            | EventKind::DeployStarted
+            | EventKind::DeployProgress
+            | EventKind::DeploySwitched
+            | EventKind::DeployFinished
+    )
+}
+
+/// Whether `event` may concern deploy `id` (events that name another deploy do not).
+fn concerns(event: &ferry_store::db::Event, id: i64) -> bool {
+    let named = ["deploy_id", "deploy"]
+        .iter()
+        .find_map(|k| event.data.get(*k).and_then(|v| v.as_i64()));
+    is_deploy_event(event.kind) && named.is_none_or(|n| n == id)
+}
+
+/// `GET /ui/deploys/{id}/stream`: `state` (the live part of the page, rendered, with
+/// the state) at once and after each change, until the browser goes away.
+pub(in crate::ui) async fn stream(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, UiError> {
+    let id = deploy_id(&id)?;
+    let store = state.core.store().clone();
+    let shutdown = state.shutdown().clone();
+    // Read the log position first, so no change after the snapshot is missed.
+    let after = store.last_event_id().await?;
+    let view = load(&store, id).await?;
+    let (tx, mut rx) = mpsc::channel::<SseEvent>(16);
+    let mut last = live_part(&session, &view).into_string();
+    let _ = tx.send(message(&view, last.clone())).await;
+    tokio::spawn(async move {
+        // Deploy events may or may not carry the project; follow them all.
+        let mut follower = store.follow(after, None);
+        loop {
+            let next = tokio::select! {
+                _ = tx.closed() => return,
+                _ = shutdown.cancelled() => return,
+                next = follower.next() => next,
+            };
+            match next {
+                Ok(event) if concerns(&event, id) => match load(&store, id).await {
+                    Ok(view) => {
+                        let html = live_part(&session, &view).into_string();
+                        if html != last {
+                            if tx.send(message(&view, html.clone())).await.is_err() {
+                                return;
+                            }
+                            last = html;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(deploy_id = id, error = %e, "Cannot read a deploy for its live page.");
+                    }
+                },
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(deploy_id = id, error = %e, "Cannot follow the event log for a deploy page.");
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|e| e.map(Ok::<_, Infallible>))
+    });
+    let mut response = crate::sse::response(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_deploy_shows_its_last_phase_red_and_the_others_done() {
+        assert_eq!(
+            phase_cls(DeployPhase::Health, true, DeployState::RolledBack),
+            "bad"
+        );
+        assert_eq!(
+            phase_cls(DeployPhase::Start, false, DeployState::RolledBack),
+            "ok"
+        );
+        assert_eq!(
+            phase_cls(DeployPhase::Rollback, false, DeployState::RolledBack),
+            "bad"
+        );
+        assert_eq!(
+            phase_cls(DeployPhase::Shift, true, DeployState::Running),
+            "busy"
+        );
+    }
+}

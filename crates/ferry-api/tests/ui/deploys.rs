@@ -1,0 +1,650 @@
+//! The services, service and deploy pages: a service with two releases, live in
+//! `staging` and `production`, written through the store as a deploy engine would
+//! (create → claim → steps → switch → finish) before the server starts; then rolling
+//! `production` back from the service page, in headless Chromium with an operator's
+//! token, and over HTTP with a developer's, which is refused.
+
+use crate::support::{Http, TestResult, csrf_of, git_repo};
+use axum::http::{StatusCode, header};
+use fantoccini::{Client, ClientBuilder, Locator};
+use ferry_api::{ApiConfig, AppState};
+use ferry_engine::server::{Core, CoreConfig, CoreTasks};
+use ferry_store::db::{
+    Deploy, DeployQuery, NewDeploy, NewProject, NewRelease, Release, ReleaseArtifact, Store, Switch,
+};
+use ferry_types::{DeployKind, DeployPhase, DeployState, Role};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The service's `ferry.yml`: two environments, `staging` then `production`.
+const CONFIG: &str = r#"name: shop
+on:
+  manual: true
+jobs:
+  build:
+    steps:
+      - run: echo build
+deploy:
+  name: shop
+  command: ./shop
+  port: 8080
+  healthcheck:
+    path: /healthz
+  environments:
+    staging:
+      strategy: blue-green
+    production:
+      strategy: rolling
+"#;
+
+const SHA1: &str = "1111111111aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const SHA2: &str = "2222222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// A server whose store holds the `shop` service before the core starts (so its
+/// deploy loop never races the seeding for a queued deploy).
+struct Seeded {
+    base: String,
+    core: Core,
+    v1: Release,
+    shutdown: CancellationToken,
+    tasks: Option<CoreTasks>,
+    http: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl Seeded {
+    async fn start() -> TestResult<Seeded> {
+        let dir = tempfile::tempdir()?;
+        let data_dir = dir.path().join("data");
+        let store = Store::open_data_dir(&data_dir).await?;
+        let repo = git_repo(&dir.path().join("repo-shop"), CONFIG)?;
+        store
+            .add_project(&NewProject {
+                name: "shop".into(),
+                repo: repo.display().to_string(),
+                default_branch: "main".into(),
+                webhook_secret: None,
+            })
+            .await?;
+        let v1 = release(&store, SHA1, "alice").await?;
+        let v2 = release(&store, SHA2, "bob").await?;
+        deploy(&store, &v2, "staging", "bob").await?;
+        deploy(&store, &v1, "production", "alice").await?;
+        deploy(&store, &v2, "production", "carol").await?;
+
+        let shutdown = CancellationToken::new();
+        let config = CoreConfig {
+            data_dir,
+            executor_id: "ui-deploys-test".into(),
+            builtin_jobs: 0,
+            builtin_labels: Vec::new(),
+            lease: Duration::from_secs(30),
+            poll_interval: None,
+            grace: Duration::from_secs(2),
+            docker_host: None,
+            deploy: Default::default(),
+        };
+        let (core, tasks) = Core::start(store, config, shutdown.clone()).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let state = AppState::new(core.clone(), ApiConfig::default());
+        let http = tokio::spawn(ferry_api::serve(listener, state, shutdown.clone()));
+        Ok(Seeded {
+            base,
+            core,
+            v1,
+            shutdown,
+            tasks: Some(tasks),
+            http: Some(http),
+            _dir: dir,
+        })
+    }
+
+    fn store(&self) -> &Store {
+        self.core.store()
+    }
+
+    async fn token(&self, name: &str, role: Role) -> TestResult<String> {
+        Ok(self.store().create_token(name, role).await?.token)
+    }
+
+    /// The rollbacks of `production`.
+    async fn rollbacks(&self) -> TestResult<Vec<Deploy>> {
+        Ok(self
+            .store()
+            .deploys(&DeployQuery {
+                service: Some("shop".into()),
+                environment: Some("production".into()),
+                ..Default::default()
+            })
+            .await?
+            .into_iter()
+            .filter(|d| d.kind == DeployKind::Rollback)
+            .collect())
+    }
+
+    async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(http) = self.http.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), http).await;
+        }
+        if let Some(tasks) = self.tasks.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), tasks.join()).await;
+        }
+    }
+}
+
+impl Drop for Seeded {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A release of `shop` at `sha`. The tarball is not in the blob store: a deploy of it
+/// fails in its first phase, which is all the pages need.
+async fn release(store: &Store, sha: &str, by: &str) -> TestResult<Release> {
+    Ok(store
+        .create_release(&NewRelease {
+            project: "shop".into(),
+            service: "shop".into(),
+            sha: sha.into(),
+            artifact: ReleaseArtifact::Tarball {
+                digest: format!("sha256:{}", sha.repeat(2).get(..64).unwrap_or(sha)),
+            },
+            config: CONFIG.into(),
+            env: Default::default(),
+            run_id: None,
+            created_by: by.into(),
+        })
+        .await?)
+}
+
+/// Deploys `release` to `env` the way the engine records a blue/green switch.
+async fn deploy(store: &Store, release: &Release, env: &str, by: &str) -> TestResult<Deploy> {
+    let owner = "seed";
+    let queued = store
+        .create_deploy(&NewDeploy {
+            service: "shop".into(),
+            environment: env.into(),
+            release_id: release.id,
+            kind: DeployKind::Deploy,
+            requested_by: by.into(),
+            run_id: None,
+            job: None,
+            needs_approval: false,
+        })
+        .await?;
+    let claimed = store
+        .claim_deploy(owner, Duration::from_secs(30))
+        .await?
+        .ok_or("the queued deploy could not be claimed")?;
+    assert_eq!(claimed.id, queued.id);
+    for (phase, message) in [
+        (
+            DeployPhase::Prepare,
+            format!("Unpacked {}.", release.name()),
+        ),
+        (
+            DeployPhase::Start,
+            "Started 1 instance on port 41001.".into(),
+        ),
+        (
+            DeployPhase::Health,
+            "`/healthz` answered 200 after 0.4s.".into(),
+        ),
+        (DeployPhase::Shift, "Moved all traffic.".into()),
+    ] {
+        store.deploy_step(queued.id, owner, phase, &message).await?;
+    }
+    store
+        .switch_live(
+            queued.id,
+            owner,
+            &Switch {
+                instances: json!([]),
+                keep_previous: None,
+            },
+        )
+        .await?;
+    Ok(store
+        .finish_deploy(queued.id, owner, DeployState::Succeeded, None)
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_show_services_releases_and_deploy_progress() -> TestResult {
+    let server = Seeded::start().await?;
+    let http = Http::new(&server.base);
+    let viewer = server.token("viewer", Role::Viewer).await?;
+
+    let services = http.get("/services", Some(&viewer)).await?;
+    assert_eq!(services.status, StatusCode::OK);
+    let body = &services.body;
+    let staging = body
+        .find("data-env=\"staging\"")
+        .ok_or("staging is listed")?;
+    let production = body
+        .find("data-env=\"production\"")
+        .ok_or("production is listed")?;
+    assert!(staging < production, "environments in promotion order");
+    assert!(body.contains("<strong class=\"release\">v2</strong> <code class=\"sha\" title=\"2222222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\">22222222</code>"));
+    assert!(
+        body.contains(" by carol"),
+        "who deployed production's live release"
+    );
+
+    let page = http.get("/services/shop", Some(&viewer)).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("id=\"release-1\"") && page.body.contains("id=\"release-2\""));
+    assert!(
+        !page.body.contains("data-confirm"),
+        "a viewer is offered no deploy or rollback"
+    );
+
+    let seeded = server
+        .store()
+        .deploys(&DeployQuery {
+            service: Some("shop".into()),
+            environment: Some("production".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    let last = seeded.first().ok_or("production has a deploy")?;
+    let shown = http
+        .get(&format!("/deploys/{}", last.id), Some(&viewer))
+        .await?;
+    assert_eq!(shown.status, StatusCode::OK);
+    for want in [
+        "Unpacked v2.",
+        "`/healthz` answered 200 after 0.4s.",
+        "data-status=\"succeeded\"",
+        "data-phase=\"shift\"",
+    ] {
+        assert!(shown.body.contains(want), "the deploy page shows {want}");
+    }
+    assert!(
+        !shown.body.contains("data-stream="),
+        "a finished deploy opens no stream"
+    );
+
+    let missing = http.get("/services/nope", Some(&viewer)).await?;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_developer_cannot_roll_back() -> TestResult {
+    let server = Seeded::start().await?;
+    let http = Http::new(&server.base);
+    let developer = server.token("dev", Role::Developer).await?;
+
+    let page = http.get("/services/shop", Some(&developer)).await?;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains("disabled title=\"Rolling back needs the `operator` role"),
+        "the rollback button is shown disabled, saying why"
+    );
+    assert!(!page.body.contains("data-confirm"));
+
+    let confirm = http
+        .get(
+            "/services/shop/confirm?env=production&release=1",
+            Some(&developer),
+        )
+        .await?;
+    assert_eq!(confirm.status, StatusCode::FORBIDDEN);
+
+    let csrf = csrf_of(&http.get("/projects/shop", Some(&developer)).await?.body)
+        .ok_or("the project page has a form")?;
+    let refused = http
+        .post(
+            "/ui/services/shop/deploy",
+            Some(&developer),
+            &format!("csrf={csrf}&env=production&release=1"),
+        )
+        .await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("needs the `operator` role"));
+    assert!(server.rollbacks().await?.is_empty(), "nothing was queued");
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_confirmation_works_without_the_script() -> TestResult {
+    let server = Seeded::start().await?;
+    let http = Http::new(&server.base);
+    let operator = server.token("ops", Role::Operator).await?;
+
+    let confirm = http
+        .get(
+            "/services/shop/confirm?env=production&release=1",
+            Some(&operator),
+        )
+        .await?;
+    assert_eq!(confirm.status, StatusCode::OK);
+    assert!(confirm.body.contains("Roll back production of shop?"));
+    assert!(confirm.body.contains("Roll back to v1"));
+    assert!(confirm.body.contains("Keep v2"));
+    assert!(server.rollbacks().await?.is_empty(), "asking is not doing");
+
+    let csrf = csrf_of(&confirm.body).ok_or("the confirmation has a form")?;
+    let stale = http
+        .post(
+            "/ui/services/shop/deploy",
+            Some(&operator),
+            "csrf=forged&env=production&release=1",
+        )
+        .await?;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+
+    let done = http
+        .post(
+            "/ui/services/shop/deploy",
+            Some(&operator),
+            &format!("csrf={csrf}&env=production&release=1"),
+        )
+        .await?;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let rollbacks = server.rollbacks().await?;
+    let [rollback] = rollbacks.as_slice() else {
+        return Err(format!("one rollback queued: {rollbacks:?}").into());
+    };
+    assert_eq!(rollback.release_id, server.v1.id);
+    assert_eq!(rollback.requested_by, "ui:ops");
+    assert_eq!(
+        done.header(header::LOCATION),
+        format!("/deploys/{}", rollback.id)
+    );
+
+    let again = http
+        .get(
+            "/services/shop/confirm?env=staging&release=2",
+            Some(&operator),
+        )
+        .await?;
+    assert!(
+        again.body.contains("is live in staging already"),
+        "deploying the live release is not offered"
+    );
+    server.stop().await;
+    Ok(())
+}
+
+// ---- in Chromium --------------------------------------------------------------------
+
+const MISSING: &str = "the web UI test drives headless Chromium and needs `chromium` and \
+    `chromedriver` on the PATH: run `cargo xtask test`, which installs them (on Debian: \
+    apt-get install chromium chromium-driver)";
+
+/// The first of `names` found on the PATH.
+fn which(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// chromedriver on a free port and one headless Chromium session through it.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: TempDir,
+}
+
+impl Browser {
+    async fn start() -> TestResult<Browser> {
+        let driver_bin = which(&["chromedriver"]).ok_or(MISSING)?;
+        let chromium = which(&["chromium", "chromium-browser", "google-chrome"]).ok_or(MISSING)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}; {MISSING}", driver_bin.display()))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if tokio::time::Instant::now() > deadline {
+                return Err("chromedriver did not listen within 20 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir()?;
+        let Value::Object(caps) = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--force-device-scale-factor=1",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        }) else {
+            return Err("capabilities are an object".into());
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .map_err(|e| format!("cannot start a Chromium session ({e}); {MISSING}"))?;
+        Ok(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    async fn close(self) {
+        let Browser {
+            client, mut driver, ..
+        } = self;
+        let _ = client.close().await;
+        let _ = driver.kill().await;
+    }
+}
+
+async fn js(c: &Client, script: &str) -> TestResult<Value> {
+    Ok(c.execute(script, Vec::new()).await?)
+}
+
+/// Polls `script` every 100 ms until it returns `true`.
+async fn wait_js(c: &Client, script: &str, limit: Duration, what: &str) -> TestResult {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if js(c, script).await? == Value::Bool(true) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            let text = js(
+                c,
+                "return document.body ? document.body.innerText.slice(0, 1500) : ''",
+            )
+            .await?;
+            return Err(
+                format!("timed out after {limit:?} waiting for {what}; page:\n{text}").into(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Where the service page's screenshot goes: the scratch directory, or with
+/// `FERRY_UPDATE_SCREENSHOTS=1` the one the docs show.
+fn screenshot_path() -> PathBuf {
+    if std::env::var_os("FERRY_UPDATE_SCREENSHOTS").is_some_and(|v| v == "1") {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots/service-page.png")
+    } else {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("service-page.png")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_from_the_service_page_asks_first_in_chromium() -> TestResult {
+    let server = Seeded::start().await?;
+    let browser = match Browser::start().await {
+        Ok(b) => b,
+        Err(e) => {
+            server.stop().await;
+            return Err(e);
+        }
+    };
+    let result = rollback_scenario(&server, &browser.client).await;
+    browser.close().await;
+    server.stop().await;
+    result
+}
+
+async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
+    let base = &server.base;
+    let operator = server.token("ops", Role::Operator).await?;
+    c.goto(&format!("{base}/login?token={operator}&next=/services"))
+        .await?;
+    wait_js(
+        c,
+        "return location.pathname === '/services' && !!document.querySelector('table.envs')",
+        Duration::from_secs(10),
+        "the services page after signing in",
+    )
+    .await?;
+
+    // The services page: production runs v2, deployed by carol.
+    let live = js(
+        c,
+        "return document.querySelector(\"tr[data-env='production'] td.live\").innerText",
+    )
+    .await?;
+    let live = live.as_str().unwrap_or_default();
+    assert!(
+        live.contains("v2") && live.contains("22222222") && live.contains("carol"),
+        "production's live release, commit and deployer: {live:?}"
+    );
+
+    // The service page: release history and the rollback button.
+    c.find(Locator::Css("a[href='/services/shop']"))
+        .await?
+        .click()
+        .await?;
+    let rollback = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("a[data-rollback='production']"))
+        .await?;
+    assert_eq!(rollback.text().await?, "Roll back to v1");
+    let history = js(
+        c,
+        "return Array.from(document.querySelectorAll('table.releases tbody tr')).map(r => r.dataset.release)",
+    )
+    .await?;
+    assert_eq!(history, json!(["2", "1"]), "releases newest first");
+    js(c, "window.scrollTo(0, 0); return true").await?;
+    let png = c.screenshot().await?;
+    let path = screenshot_path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, &png)?;
+
+    // Clicking asks first; keeping v2 changes nothing.
+    js(c, "window.ferryMarker = 'no reload'; return true").await?;
+    rollback.click().await?;
+    wait_js(
+        c,
+        "const d = document.getElementById('confirm-dialog'); return !!d && d.open",
+        Duration::from_secs(10),
+        "the confirmation dialog",
+    )
+    .await?;
+    let question = js(
+        c,
+        "return document.querySelector('#confirm-dialog h1').textContent",
+    )
+    .await?;
+    assert_eq!(question, json!("Roll back production of shop?"));
+    assert_eq!(
+        js(c, "return window.ferryMarker").await?,
+        json!("no reload"),
+        "the confirmation opens over the page"
+    );
+    c.find(Locator::Css("#confirm-dialog [data-dismiss]"))
+        .await?
+        .click()
+        .await?;
+    wait_js(
+        c,
+        "return !document.getElementById('confirm-dialog').open",
+        Duration::from_secs(5),
+        "the dialog to close",
+    )
+    .await?;
+    assert!(
+        server.rollbacks().await?.is_empty(),
+        "keeping v2 queues nothing"
+    );
+
+    // Asking again and confirming queues the rollback and opens its page.
+    rollback.click().await?;
+    let submit = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#confirm-dialog #confirm-submit"))
+        .await?;
+    assert_eq!(submit.text().await?, "Roll back to v1");
+    submit.click().await?;
+    wait_js(
+        c,
+        "return location.pathname.startsWith('/deploys/') && !!document.querySelector('#deploy-status')",
+        Duration::from_secs(10),
+        "the rollback's deploy page",
+    )
+    .await?;
+    let rollbacks = server.rollbacks().await?;
+    let [queued] = rollbacks.as_slice() else {
+        return Err(format!("one rollback queued: {rollbacks:?}").into());
+    };
+    assert_eq!(queued.release_id, server.v1.id);
+    assert_eq!(queued.requested_by, "ui:ops");
+    assert_eq!(
+        c.current_url().await?.path(),
+        format!("/deploys/{}", queued.id)
+    );
+    let facts = js(c, "return document.querySelector('dl.facts').innerText").await?;
+    let facts = facts.as_str().unwrap_or_default();
+    assert!(
+        facts.contains("rollback") && facts.contains("v1") && facts.contains("production"),
+        "the deploy page names the rollback: {facts:?}"
+    );
+
+    // Back on the service page the rollback is listed.
+    c.goto(&format!("{base}/services/shop")).await?;
+    let row = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id(&format!("deploy-{}", queued.id)))
+        .await?;
+    let text = row.text().await?;
+    assert!(
+        text.contains("rollback") && text.contains("v1") && text.contains("ui:ops"),
+        "the deploys table lists it: {text:?}"
+    );
+    Ok(())
+}
