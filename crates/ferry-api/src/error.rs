@@ -3,13 +3,15 @@
 //!
 //! [`ApiError`] becomes `{"error": "...", "hint": "..."}` with the status that fits:
 //! 400 bad input, 401 no or bad token, 403 too weak a role, 404 unknown thing, 409 a
-//! state conflict (a lost lease, a finished job), 500 the server's own failure (logged).
+//! state conflict (a lost lease, a finished job), 422 a deploy that cannot be carried
+//! out (an unknown environment, nothing to roll back to), 500 the server's own failure (logged).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use ferry_engine::deploy::DeployError;
 use ferry_engine::server::CoreError;
 use ferry_store::db::DbError;
 use ferry_types::api::ErrorBody;
@@ -117,6 +119,22 @@ impl From<CoreError> for ApiError {
             CoreError::Git(msg) => ApiError::bad_request(msg)
                 .hint("check the project's repository and that the ref or commit exists"),
             CoreError::Store(db) => db.into(),
+        }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(err: DeployError) -> ApiError {
+        match err {
+            DeployError::NotFound { what, key } => ApiError::not_found(what, key),
+            DeployError::Invalid(msg) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg),
+            DeployError::Config(msg) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg).hint(
+                "fix the `deploy:` section of the release's `ferry.yml` (`ferry validate` checks it) and make a new release",
+            ),
+            // The store refuses a change the deploy's state does not allow (approving
+            // one not waiting, cancelling one that ended).
+            DeployError::Store(DbError::Invalid(msg)) => ApiError::conflict(msg),
+            DeployError::Store(db) => db.into(),
         }
     }
 }

@@ -15,10 +15,12 @@ mod agents;
 pub mod auth;
 mod blobs;
 mod convert;
+mod deploys;
 pub mod error;
 mod events;
 mod health;
 mod hooks;
+mod job_deploys;
 mod logs;
 mod metrics;
 mod openapi;
@@ -60,6 +62,7 @@ pub struct AppState {
     config: Arc<ApiConfig>,
     shutdown: CancellationToken,
     metrics: Arc<metrics::Metrics>,
+    job_deploys: Arc<job_deploys::InFlight>,
 }
 
 impl AppState {
@@ -70,6 +73,7 @@ impl AppState {
             config: Arc::new(config),
             shutdown: CancellationToken::new(),
             metrics: Arc::new(metrics::Metrics::new()),
+            job_deploys: Arc::new(job_deploys::InFlight::default()),
         }
     }
 

@@ -213,7 +213,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     if !state.config().metrics_public {
         auth::check(&state, &headers, Role::Viewer).await?;
     }
-    let text = state.metrics.render(state.core.store()).await?;
+    let mut text = state.metrics.render(state.core.store()).await?;
+    if let Some(proxy) = state.core.deployer().proxy() {
+        text = with_proxy(text, &proxy.render_metrics());
+    }
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -224,4 +227,36 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         "text/plain; version=0.0.4; charset=utf-8"
     };
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
+}
+
+/// Ferry's exposition with the edge proxy's families appended before the one
+/// `# EOF` line that ends an OpenMetrics exposition.
+fn with_proxy(ferry: String, proxy: &str) -> String {
+    let mut text = match ferry.strip_suffix("# EOF\n") {
+        Some(body) => body.to_owned(),
+        None => ferry,
+    };
+    for line in proxy.lines().filter(|l| l.trim() != "# EOF") {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str("# EOF\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn proxy_families_go_before_the_one_eof() {
+        let text = super::with_proxy(
+            "# TYPE ferry_runs gauge\nferry_runs{status=\"queued\"} 0\n# EOF\n".to_owned(),
+            "# TYPE ferry_proxy_requests_total counter\nferry_proxy_requests_total{service=\"web\",release=\"v1\"} 3\n",
+        );
+        assert_eq!(
+            text,
+            "# TYPE ferry_runs gauge\nferry_runs{status=\"queued\"} 0\n\
+             # TYPE ferry_proxy_requests_total counter\n\
+             ferry_proxy_requests_total{service=\"web\",release=\"v1\"} 3\n# EOF\n"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::auth::{Auth, Viewer};
-use crate::{agents, blobs, events, logs, projects, runs, tokens};
+use crate::{agents, blobs, deploys, events, job_deploys, logs, projects, runs, tokens};
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -35,6 +35,7 @@ use utoipa_axum::routes;
         (name = "tokens", description = "API tokens (admin)"),
         (name = "agents", description = "What remote agents call"),
         (name = "blobs", description = "Artifacts and caches by digest"),
+        (name = "deploys", description = "Services, releases and deploys"),
     )
 )]
 struct ApiDoc;
@@ -74,6 +75,17 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::source))
         .routes(routes!(agents::list))
         .routes(routes!(blobs::get, blobs::put))
+        .routes(routes!(deploys::list_services))
+        .routes(routes!(deploys::show_service))
+        .routes(routes!(deploys::releases))
+        .routes(routes!(deploys::create_deploy))
+        .routes(routes!(deploys::promote))
+        .routes(routes!(deploys::rollback))
+        .routes(routes!(deploys::list_deploys))
+        .routes(routes!(deploys::show_deploy))
+        .routes(routes!(deploys::approve))
+        .routes(routes!(deploys::cancel))
+        .routes(routes!(job_deploys::job_deploy))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_JSON_BODY))
 }
 

@@ -7,6 +7,7 @@ mod support;
 
 mod agents;
 mod auth;
+mod deploys;
 mod events;
 mod hooks;
 mod logs;

@@ -25,6 +25,17 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/agents/jobs/{job_id}/logs", &["post"]),
     ("/api/v1/agents/jobs/{job_id}/finish", &["post"]),
     ("/api/v1/blobs/{digest}", &["get", "put"]),
+    ("/api/v1/services", &["get"]),
+    ("/api/v1/services/{name}", &["get"]),
+    ("/api/v1/services/{name}/releases", &["get"]),
+    ("/api/v1/services/{name}/deploys", &["post"]),
+    ("/api/v1/services/{name}/promote", &["post"]),
+    ("/api/v1/services/{name}/rollback", &["post"]),
+    ("/api/v1/deploys", &["get"]),
+    ("/api/v1/deploys/{id}", &["get"]),
+    ("/api/v1/deploys/{id}/approve", &["post"]),
+    ("/api/v1/deploys/{id}/cancel", &["post"]),
+    ("/api/v1/agents/jobs/{job_id}/deploy", &["post"]),
 ];
 
 #[tokio::test]
