@@ -1,0 +1,1 @@
+//! Issue 4, item 6: no request fails while deploys move traffic.
