@@ -45,6 +45,9 @@ pub struct SshTargetOptions {
     /// Run instances as systemd units where hosts allow (default true); false always
     /// runs supervised processes.
     pub systemd: bool,
+    /// Where ports published by a host's Docker engine (`image` releases) are reached,
+    /// instead of the host's address; None (default): the host's address.
+    pub docker_publish_addr: Option<IpAddr>,
 }
 
 impl Default for SshTargetOptions {
@@ -56,6 +59,7 @@ impl Default for SshTargetOptions {
             upload_timeout: Duration::from_secs(600),
             leftover_grace: Duration::from_secs(5),
             systemd: true,
+            docker_publish_addr: None,
         }
     }
 }
@@ -369,7 +373,10 @@ impl Target for SshTarget {
                 handle["container"] = f.get("container").map(|c| c.to_string()).into();
             }
         }
-        let addr = resolve(host, port).await?;
+        let addr = match (mode, self.inner.opts.docker_publish_addr) {
+            (Mode::Docker, Some(ip)) => SocketAddr::new(ip, port),
+            _ => resolve(host, port).await?,
+        };
         tracing::info!(host = %host_label(host), instance = %name, mode = mode.as_str(), %addr, "Started an instance.");
         Ok(Instance {
             name,

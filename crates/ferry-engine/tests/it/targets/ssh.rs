@@ -333,3 +333,58 @@ async fn a_host_that_is_down_is_unreachable_with_its_name() {
         .expect_err("stop cannot reach the host");
     assert!(matches!(err, TargetError::Unreachable(_)), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_an_image_release_through_the_hosts_docker() {
+    let lab = Lab::start(1);
+    let h = lab.hosts[0].host();
+    // The lab host's Docker is this machine's: what it publishes is reached here.
+    let t = SshTarget::with_options(
+        vec![h.clone()],
+        lab.ssh_config(),
+        SshTargetOptions {
+            leftover_grace: Duration::from_secs(1),
+            docker_publish_addr: Some("127.0.0.1".parse().expect("an address")),
+            ..Default::default()
+        },
+    );
+    let service = unique_service("simg");
+    let mut s = spec(
+        &service,
+        "v1",
+        0,
+        ferry_engine::deploy::target::Artifact::Image(crate::support::busybox_image().into()),
+        Some(
+            "mkdir -p /www && echo \"$GREETING\" > /www/index.html && exec httpd -f -p \"$PORT\" -h /www",
+        ),
+        Some(h.clone()),
+    );
+    s.port = Some(8080);
+    s.env
+        .insert("GREETING".into(), "it's \"quoted\" $HOME".into());
+    let inst = t.start(&s).await.expect("docker run over ssh");
+    assert_eq!(inst.handle["mode"], "docker");
+    assert_eq!(
+        get(inst.addr, "/index.html"),
+        "it's \"quoted\" $HOME\n",
+        "env arrives verbatim"
+    );
+    let name = format!("ferry-{}", inst.name);
+    let labels = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{index .Config.Labels \"ferry.service\"}} {{index .Config.Labels \"ferry.instance\"}} {{.HostConfig.RestartPolicy.Name}}", &name])
+        .output()
+        .expect("docker inspect");
+    assert_eq!(
+        String::from_utf8_lossy(&labels.stdout).trim(),
+        format!("{service} {} unless-stopped", inst.name)
+    );
+    assert!(t.alive(&inst).await);
+    let swept = t.sweep(&service, "staging", &[]).await.expect("sweep");
+    assert_eq!(swept, vec![inst.name.clone()]);
+    assert!(!t.alive(&inst).await);
+    let gone = std::process::Command::new("docker")
+        .args(["inspect", &name])
+        .output()
+        .expect("docker inspect");
+    assert!(!gone.status.success(), "the container is removed");
+}
