@@ -311,6 +311,11 @@ impl Target for ProcessTarget {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         env.push(("PORT".into(), port.to_string()));
+        if !spec.env.contains_key("PATH")
+            && let Some(path) = path_with_ferry()
+        {
+            env.push(("PATH".into(), path));
+        }
         let launch = Launch {
             name: name.clone(),
             command,
@@ -396,6 +401,18 @@ impl Target for ProcessTarget {
         stopped.sort();
         Ok(stopped)
     }
+}
+
+/// `PATH` with the directory of the running `ferry` binary first, so a service's
+/// `command` can run `ferry static DIR` (as the `ferry up` example does) however the
+/// server was started (`cargo run`, an absolute path). None when it cannot be known.
+fn path_with_ferry() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.to_str()?.to_string();
+    Some(match std::env::var("PATH") {
+        Ok(path) if !path.is_empty() => format!("{dir}:{path}"),
+        _ => dir,
+    })
 }
 
 #[cfg(test)]
