@@ -57,6 +57,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run jobs for a server: pull work over HTTP and report results.
     Agent(AgentArgs),
+    /// Run the edge proxy alone, with routes from a file.
+    Proxy(ProxyArgs),
     /// Manage the server's projects.
     #[command(subcommand)]
     Project(ProjectCommand),

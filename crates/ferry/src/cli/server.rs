@@ -53,6 +53,31 @@ pub struct ServeArgs {
     /// [default: info].
     #[arg(long, env = "FERRY_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Where the edge proxy in front of deployed services listens
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, env = "FERRY_PROXY_LISTEN", value_name = "ADDR")]
+    pub proxy_listen: Option<String>,
+    /// Run without the edge proxy: deploys still start and check releases, but route no
+    /// traffic.
+    #[arg(long, env = "FERRY_NO_PROXY", value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub no_proxy: Option<bool>,
+    /// Where the edge proxy also listens for HTTPS (needs --proxy-tls-cert and
+    /// --proxy-tls-key) [default: no HTTPS].
+    #[arg(long, env = "FERRY_PROXY_TLS_LISTEN", value_name = "ADDR")]
+    pub proxy_tls_listen: Option<String>,
+    /// The proxy's certificate chain, PEM, leaf first.
+    #[arg(long, env = "FERRY_PROXY_TLS_CERT", value_name = "FILE")]
+    pub proxy_tls_cert: Option<PathBuf>,
+    /// The proxy's private key, PEM.
+    #[arg(long, env = "FERRY_PROXY_TLS_KEY", value_name = "FILE")]
+    pub proxy_tls_key: Option<PathBuf>,
+    /// Append one line per proxied request to this file instead of the server's log
+    /// (format in docs/deploy.md) [default: the server's log, target
+    /// `ferry_proxy::access`].
+    #[arg(long, env = "FERRY_ACCESS_LOG", value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
 }
 
 /// A polling interval, or none.
@@ -117,6 +142,41 @@ pub struct AgentArgs {
     /// SIGTERM → SIGKILL grace for cancelled steps.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = super::humantime_duration)]
     pub grace: Duration,
+    /// Log level; `RUST_LOG` overrides it.
+    #[arg(
+        long,
+        env = "FERRY_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    pub log_level: String,
+}
+
+/// `ferry proxy`.
+#[derive(Debug, Clone, Args)]
+pub struct ProxyArgs {
+    /// The routes file (YAML: host, path, service, release and canary per route);
+    /// reloaded on SIGHUP and when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub routes: PathBuf,
+    /// Where to listen for plain HTTP (HTTP/1.1 and HTTP/2).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where to serve `/metrics` (Prometheus text) [default: nowhere].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Where to listen for HTTPS (needs --tls-cert and --tls-key) [default: no HTTPS].
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<String>,
+    /// The certificate chain, PEM, leaf first.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key, PEM.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Append one line per request to this file instead of the log on standard error.
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
     /// Log level; `RUST_LOG` overrides it.
     #[arg(
         long,

@@ -2,6 +2,7 @@
 
 mod agent;
 mod completions;
+pub mod proxy;
 mod remote;
 mod run;
 mod secret;
@@ -32,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Up(args) => up::up(global, args),
         Command::Serve(args) => serve::serve(global, args),
         Command::Agent(args) => agent::agent(global, args),
+        Command::Proxy(args) => proxy::proxy(args),
         Command::Project(sub) => remote::project::project(global, sub),
         Command::Hook(sub) => remote::hook::hook(global, sub),
         Command::Trigger(args) => remote::runs::trigger(global, args),

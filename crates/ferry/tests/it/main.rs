@@ -6,6 +6,7 @@ mod cli;
 mod examples;
 mod harness;
 mod live;
+mod proxy;
 mod restart;
 mod run;
 mod secrets;

@@ -8,6 +8,8 @@ pub fn ferry(data_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
     cmd.env("FERRY_DATA_DIR", data_dir)
         .env("NO_COLOR", "1")
+        // Servers under test run side by side: none takes the proxy's default port.
+        .env("FERRY_PROXY_LISTEN", "127.0.0.1:0")
         .env(
             "FERRY_MASTER_KEY",
             "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",

@@ -2,16 +2,20 @@
 //! SIGTERM or Ctrl-C, then a graceful drain.
 //!
 //! [`Server`] is the running whole, shared with `ferry up`: it opens the store, starts
-//! the engine's core and the HTTP listener, and on shutdown stops accepting, cancels
-//! the core's shutdown token and waits for every loop to stop.
+//! the engine's core, the HTTP listener and the edge proxy (whose routes the deploy
+//! engine moves), and on shutdown stops accepting, cancels the core's shutdown token and
+//! waits for every loop to stop.
 
 pub mod admin;
 pub mod options;
 
 use crate::cli::{Global, ServeArgs};
+use crate::cmd::proxy::edge::{EdgeListeners, EdgeTasks, OptionNames};
 use crate::exit::{Failure, bad_input};
 use anyhow::Context;
+use ferry_engine::deploy::DeployConfig;
 use ferry_engine::server::{Core, CoreConfig, CoreTasks};
+use ferry_proxy::{Proxy, RouteTable};
 use ferry_store::db::Store;
 use options::ServeOptions;
 use std::net::SocketAddr;
@@ -27,10 +31,17 @@ use tokio_util::sync::CancellationToken;
 /// shutdown signal before they are cut.
 const HTTP_DRAIN: Duration = Duration::from_secs(10);
 
+/// The proxy's flags, for error messages.
+const PROXY_NAMES: OptionNames = OptionNames {
+    listen: "--proxy-listen",
+    tls_listen: "--proxy-tls-listen",
+    tls_files: "--proxy-tls-cert/--proxy-tls-key",
+};
+
 /// Runs `ferry serve`.
 pub fn serve(global: &Global, args: ServeArgs) -> Result<(), Failure> {
     let opts = ServeOptions::resolve(&args, global.data_dir.clone())?;
-    crate::logging::init(&opts.log_level)?;
+    crate::cmd::proxy::access::init(&opts.log_level, opts.access_log.as_deref())?;
     runtime()?.block_on(async move {
         let (store, lock) = open_store(&opts).await?;
         if let Some(token) = admin::first_admin_token(&store)
@@ -41,6 +52,9 @@ pub fn serve(global: &Global, args: ServeArgs) -> Result<(), Failure> {
         }
         let listener = bind(opts.listen).await?;
         let server = Server::start(&opts, store, listener, lock).await?;
+        if let Some(url) = server.proxy_url() {
+            println!("The proxy is listening on {url}");
+        }
         println!("Ferry is listening on {}", server.url());
         server.run_until_signal().await
     })
@@ -181,11 +195,14 @@ pub struct Server {
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     addr: SocketAddr,
+    proxy_url: Option<String>,
+    edge: Option<EdgeTasks>,
     _lock: DirLock,
 }
 
 impl Server {
-    /// Starts the core (which first recovers from a previous crash) and the HTTP server.
+    /// Starts the core (which first recovers from a previous crash), the HTTP server and,
+    /// unless `--no-proxy`, the edge proxy with no routes yet.
     pub async fn start(
         opts: &ServeOptions,
         store: Store,
@@ -196,6 +213,14 @@ impl Server {
             .local_addr()
             .context("cannot read the listening address")?;
         let shutdown = CancellationToken::new();
+        // Bound before the engine starts, so a taken port stops the start cleanly.
+        let edge = match &opts.proxy {
+            Some(listen) => Some(EdgeListeners::bind(listen, PROXY_NAMES).await?),
+            None => None,
+        };
+        let proxy = edge.as_ref().map(|_| Proxy::new(RouteTable::default()));
+        let proxy_url = edge.as_ref().map(EdgeListeners::url);
+        let proxy_tls_url = edge.as_ref().and_then(EdgeListeners::tls_url);
         let config = CoreConfig {
             data_dir: opts.data_dir.clone(),
             executor_id: executor_id(),
@@ -205,7 +230,10 @@ impl Server {
             poll_interval: opts.poll_interval,
             grace: Duration::from_secs(10),
             docker_host: None,
-            deploy: Default::default(),
+            deploy: DeployConfig {
+                proxy: proxy.clone(),
+                ..DeployConfig::default()
+            },
         };
         let (core, tasks) = Core::start(store, config, shutdown.clone())
             .await
@@ -219,8 +247,14 @@ impl Server {
             },
         );
         let http = tokio::spawn(ferry_api::serve(listener, state, shutdown.clone()));
+        let edge = match (edge, &proxy) {
+            (Some(listeners), Some(proxy)) => Some(listeners.serve(proxy, &shutdown)),
+            _ => None,
+        };
         tracing::info!(
             %addr,
+            proxy = %proxy_url.as_deref().unwrap_or("off"),
+            proxy_tls = %proxy_tls_url.as_deref().unwrap_or("off"),
             data_dir = %opts.data_dir.display(),
             executor_jobs = opts.executor_jobs,
             "Ferry server started."
@@ -231,8 +265,15 @@ impl Server {
             shutdown,
             http,
             addr,
+            proxy_url,
+            edge,
             _lock: lock,
         })
+    }
+
+    /// The edge proxy's plain HTTP URL, unless `--no-proxy`.
+    pub fn proxy_url(&self) -> Option<&str> {
+        self.proxy_url.as_deref()
     }
 
     /// The engine's handle.
@@ -290,14 +331,24 @@ impl Server {
             std::process::exit(1);
         });
         self.shutdown.cancel();
-        match tokio::time::timeout(HTTP_DRAIN, &mut http).await {
-            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "The HTTP server ended with an error."),
-            Ok(_) => {}
-            Err(_) => {
-                tracing::warn!("Open connections did not close in time; cutting them.");
-                http.abort();
+        let api = async {
+            match tokio::time::timeout(HTTP_DRAIN, &mut http).await {
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(error = %e, "The HTTP server ended with an error.");
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    tracing::warn!("Open connections did not close in time; cutting them.");
+                    http.abort();
+                }
             }
-        }
+        };
+        let edge = async {
+            if let Some(edge) = self.edge {
+                edge.join(HTTP_DRAIN).await;
+            }
+        };
+        tokio::join!(api, edge);
         self.tasks.join().await;
         tracing::info!("Ferry server stopped.");
         Ok(())

@@ -6,6 +6,7 @@
 //! setting has exactly one place where its value is decided.
 
 use crate::cli::{Interval, ServeArgs, parse_interval};
+use crate::cmd::proxy::edge::{EdgeListen, TlsListen};
 use crate::exit::{Failure, bad_input};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -14,6 +15,8 @@ use std::time::Duration;
 
 /// The default address: loopback only, port 7878.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+/// The edge proxy's default address: loopback only, port 8080.
+pub const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:8080";
 /// The config file looked for in the data directory when `--config` is not given.
 pub const CONFIG_FILE: &str = "ferry-server.yml";
 /// Jobs the built-in executor runs at once unless told otherwise.
@@ -45,6 +48,10 @@ pub struct ServeOptions {
     pub log_level: String,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
+    /// The edge proxy's listeners; None: `--no-proxy`.
+    pub proxy: Option<EdgeListen>,
+    /// The file access lines are appended to; None: the server's log.
+    pub access_log: Option<PathBuf>,
 }
 
 /// The config file's shape: the flags' names, every key optional.
@@ -60,6 +67,12 @@ struct FileOptions {
     metrics_public: Option<bool>,
     lease: Option<String>,
     log_level: Option<String>,
+    proxy_listen: Option<String>,
+    no_proxy: Option<bool>,
+    proxy_tls_listen: Option<String>,
+    proxy_tls_cert: Option<PathBuf>,
+    proxy_tls_key: Option<PathBuf>,
+    access_log: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -86,6 +99,16 @@ impl ServeOptions {
             None => format!("`{key}`"),
         };
 
+        let proxy = if args.no_proxy.or(file.no_proxy).unwrap_or(false) {
+            None
+        } else {
+            Some(proxy_listen(args, &file, config_file.as_deref())?)
+        };
+        let access_log = args.access_log.clone().or_else(|| {
+            file.access_log
+                .clone()
+                .map(|p| relative_to_file(p, config_file.as_deref()))
+        });
         let data_dir = match data_dir_flag {
             Some(d) => d,
             None => match file.data_dir {
@@ -169,12 +192,83 @@ impl ServeOptions {
                 .or(file.log_level)
                 .unwrap_or_else(|| "info".to_string()),
             config_file,
+            proxy,
+            access_log,
         })
     }
 }
 
+/// The proxy's plain and TLS listeners from flags, variables and the file; a TLS
+/// listener needs both certificate files, and the files need the listener.
+fn proxy_listen(
+    args: &ServeArgs,
+    file: &FileOptions,
+    config_file: Option<&Path>,
+) -> Result<EdgeListen, Failure> {
+    let where_ = |flag: &str, key: &str, from_flag: bool| match (from_flag, config_file) {
+        (true, _) | (false, None) => flag.to_string(),
+        (false, Some(p)) => format!("{}: `{key}`", p.display()),
+    };
+    let text = args
+        .proxy_listen
+        .clone()
+        .or_else(|| file.proxy_listen.clone())
+        .unwrap_or_else(|| DEFAULT_PROXY_LISTEN.to_string());
+    let listen = parse_listen(&text).map_err(|e| {
+        bad_input(format!(
+            "{}: {e}",
+            where_(
+                "--proxy-listen",
+                "proxy-listen",
+                args.proxy_listen.is_some()
+            )
+        ))
+    })?;
+    let tls_text = args
+        .proxy_tls_listen
+        .clone()
+        .or_else(|| file.proxy_tls_listen.clone());
+    let cert = args.proxy_tls_cert.clone().or_else(|| {
+        file.proxy_tls_cert
+            .clone()
+            .map(|p| relative_to_file(p, config_file))
+    });
+    let key = args.proxy_tls_key.clone().or_else(|| {
+        file.proxy_tls_key
+            .clone()
+            .map(|p| relative_to_file(p, config_file))
+    });
+    let tls = match (tls_text, cert, key) {
+        (None, None, None) => None,
+        (Some(text), Some(cert), Some(key)) => {
+            let listen = parse_listen(&text).map_err(|e| {
+                bad_input(format!(
+                    "{}: {e}",
+                    where_(
+                        "--proxy-tls-listen",
+                        "proxy-tls-listen",
+                        args.proxy_tls_listen.is_some()
+                    )
+                ))
+            })?;
+            Some(TlsListen { listen, cert, key })
+        }
+        (None, _, _) => {
+            return Err(bad_input(
+                "--proxy-tls-cert and --proxy-tls-key need --proxy-tls-listen, the address to serve HTTPS on",
+            ));
+        }
+        (Some(_), _, _) => {
+            return Err(bad_input(
+                "--proxy-tls-listen needs both --proxy-tls-cert FILE and --proxy-tls-key FILE (PEM)",
+            ));
+        }
+    };
+    Ok(EdgeListen { listen, tls })
+}
+
 /// `HOST:PORT`, `:PORT` (all interfaces) or `PORT` (loopback).
-fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(port) = text.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
@@ -220,8 +314,9 @@ fn read_file(path: &Path) -> Result<FileOptions, Failure> {
         }
         .unwrap_or_else(|| path.display().to_string());
         bad_input(format!(
-            "{place}: {}; the keys are listen, data-dir, database-url, executor-jobs, executor-labels, poll-interval, metrics-public, lease, log-level",
-            lowercase_first(&e.to_string())
+            "{place}: {}; the keys are {}",
+            lowercase_first(&e.to_string()),
+            KEYS.join(", ")
         ))
     })
 }
@@ -237,6 +332,12 @@ const KEYS: &[&str] = &[
     "metrics-public",
     "lease",
     "log-level",
+    "proxy-listen",
+    "no-proxy",
+    "proxy-tls-listen",
+    "proxy-tls-cert",
+    "proxy-tls-key",
+    "access-log",
 ];
 
 /// Unknown keys, located, with the closest known key as a hint.
@@ -344,6 +445,55 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("server.yml:2:1"), "{msg}");
         assert!(msg.contains("executor-job"), "{msg}");
+    }
+
+    #[test]
+    fn proxy_options_follow_flag_file_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ServeOptions::resolve(&ServeArgs::default(), Some(dir.path().into())).unwrap();
+        let proxy = opts.proxy.expect("the proxy runs by default");
+        assert_eq!(proxy.listen, DEFAULT_PROXY_LISTEN.parse().unwrap());
+        assert!(proxy.tls.is_none());
+        assert_eq!(opts.access_log, None);
+
+        let file = write(
+            dir.path(),
+            "proxy-listen: 127.0.0.1:9080\nproxy-tls-listen: 9443\nproxy-tls-cert: cert.pem\nproxy-tls-key: key.pem\naccess-log: access.log\n",
+        );
+        let args = ServeArgs {
+            config: Some(file),
+            proxy_listen: Some("127.0.0.1:9081".into()),
+            ..ServeArgs::default()
+        };
+        let opts = ServeOptions::resolve(&args, Some(dir.path().into())).unwrap();
+        let proxy = opts.proxy.expect("the proxy runs");
+        assert_eq!(proxy.listen, "127.0.0.1:9081".parse().unwrap());
+        let tls = proxy.tls.expect("the file asks for TLS");
+        assert_eq!(tls.listen, "127.0.0.1:9443".parse().unwrap());
+        assert_eq!(tls.cert, dir.path().join("cert.pem"));
+        assert_eq!(opts.access_log, Some(dir.path().join("access.log")));
+
+        let args = ServeArgs {
+            no_proxy: Some(true),
+            ..ServeArgs::default()
+        };
+        let opts = ServeOptions::resolve(&args, Some(dir.path().into())).unwrap();
+        assert!(opts.proxy.is_none());
+    }
+
+    #[test]
+    fn proxy_tls_needs_listener_and_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServeArgs {
+            proxy_tls_listen: Some("127.0.0.1:8443".into()),
+            proxy_tls_cert: Some("cert.pem".into()),
+            ..ServeArgs::default()
+        };
+        let Err(Failure::BadInput(e)) = ServeOptions::resolve(&args, Some(dir.path().into()))
+        else {
+            panic!("a TLS listener without a key is bad input");
+        };
+        assert!(e.to_string().contains("--proxy-tls-key"), "{e}");
     }
 
     #[test]
