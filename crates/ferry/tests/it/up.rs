@@ -9,7 +9,13 @@ use std::time::Duration;
 
 fn start_up(data: &Path) -> ServerProc {
     let mut cmd = ferry(data);
-    cmd.args(["up", "--listen", "127.0.0.1:0"]);
+    cmd.args([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--proxy-listen",
+        "127.0.0.1:0",
+    ]);
     ServerProc::spawn(cmd, data, "Ferry is running at ", "Ctrl-C stops the server")
 }
 
@@ -19,6 +25,29 @@ fn field(text: &str, label: &str) -> String {
         .find_map(|l| l.trim().strip_prefix(label))
         .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
         .unwrap_or_else(|| panic!("no `{label}` line in:\n{text}"))
+}
+
+/// GETs `url` (`http://NAME.localhost:PORT/`) from the proxy on 127.0.0.1:PORT, with
+/// the URL's host name in `Host`, as a browser resolving `*.localhost` would.
+fn get_through_proxy(url: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let (host, port) = authority.rsplit_once(':').expect("a port in the URL");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()))
+        .expect("connect to the proxy");
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    match answer.split_once("\r\n\r\n") {
+        Some((head, body)) => (head.to_string(), body.to_string()),
+        None => (answer, String::new()),
+    }
 }
 
 #[test]
@@ -78,6 +107,53 @@ fn up_serves_the_example_and_its_run_turns_green() {
     };
     assert_eq!(detail["run"]["status"], "success", "{detail:#}");
     assert_eq!(detail["run"]["project"], "static-site");
+
+    // The run's `ship` job released the site and deployed it to staging, behind the
+    // proxy at the printed URL; promotion takes the same release to production.
+    let staging = field(&printed, "Example app:");
+    let (head, body) = get_through_proxy(&staging);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    assert!(body.contains("<title>Ferry example site</title>"), "{body}");
+    let production = printed
+        .lines()
+        .find_map(|l| {
+            l.split_once("  ->  ")
+                .map(|(_, url)| url.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no production URL in:\n{printed}"));
+    let (head, _) = get_through_proxy(&production);
+    assert!(
+        head.starts_with("HTTP/1.1 404"),
+        "production has no release before the promotion: {head}"
+    );
+    let out = output(ferry(&data).env("FERRY_SERVER", &up.url).args([
+        "promote",
+        "example",
+        "--from",
+        "staging",
+        "--to",
+        "production",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (head, body) = get_through_proxy(&production);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    assert!(body.contains("<title>Ferry example site</title>"), "{body}");
+    let out = output(
+        ferry(&data)
+            .env("FERRY_SERVER", &up.url)
+            .args(["releases", "example"]),
+    );
+    let listed = stdout(&out);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("v1 ") && l.contains("production, staging")),
+        "{listed}"
+    );
 
     // The printed link signs the browser in, and the run's page shows the run.
     let head = http_head(&open);

@@ -11,6 +11,9 @@ use std::process::Command;
 /// The project's name.
 pub const NAME: &str = "static-site";
 
+/// The service its `deploy:` section declares.
+pub const SERVICE: &str = "example";
+
 /// The files of the example: path, content, executable.
 const FILES: &[(&str, &str, bool)] = &[
     ("ferry.yml", include_str!("example.yml"), false),
@@ -122,7 +125,13 @@ mod tests {
         let (_, text, _) = FILES[0];
         let pipeline = ferry_config::parse(Path::new("ferry.yml"), text)
             .unwrap_or_else(|d| panic!("the bundled ferry.yml is invalid:\n{d}"));
-        assert_eq!(pipeline.jobs.len(), 3);
+        assert_eq!(pipeline.jobs.len(), 4);
+        let deploy = pipeline.deploy.expect("the example deploys");
+        assert_eq!(deploy.name, SERVICE);
+        assert_eq!(
+            deploy.environments.keys().collect::<Vec<_>>(),
+            ["staging", "production"]
+        );
     }
 
     #[test]

@@ -28,7 +28,13 @@ pub fn up(global: &Global, args: UpArgs) -> Result<(), Failure> {
         serve_args.log_level = Some("warn".to_string());
     }
     let explicit_listen = serve_args.listen.is_some();
-    let opts = ServeOptions::resolve(&serve_args, global.data_dir.clone())?;
+    let explicit_proxy = serve_args.proxy_listen.is_some();
+    let mut opts = ServeOptions::resolve(&serve_args, global.data_dir.clone())?;
+    // Like the server's port, the proxy's moves to the next free one unless it was
+    // asked for.
+    if !explicit_proxy && let Some(edge) = opts.proxy.as_mut() {
+        edge.listen = free_port_from(edge.listen)?;
+    }
     crate::logging::init(&opts.log_level)?;
     super::serve::runtime()?.block_on(async move {
         let (store, lock) = super::serve::open_store(&opts).await?;
@@ -38,6 +44,7 @@ pub fn up(global: &Global, args: UpArgs) -> Result<(), Failure> {
         let (listener, moved_from) = listen(opts.listen, explicit_listen).await?;
         let server = Server::start(&opts, store, listener, lock).await?;
         let url = server.url();
+        let proxy_url = server.proxy_url().map(str::to_string);
 
         let run = if args.no_example {
             None
@@ -51,6 +58,10 @@ pub fn up(global: &Global, args: UpArgs) -> Result<(), Failure> {
             new_token,
             data_dir: &opts.data_dir,
             postgres: opts.database_url.is_some(),
+            app: match (&run, &proxy_url) {
+                (Some(Ok(_)), Some(proxy)) => Some(app_urls(proxy)),
+                _ => None,
+            },
             run,
         });
         server.run_until_signal().await
@@ -83,6 +94,45 @@ async fn listen(addr: SocketAddr, explicit: bool) -> Result<(TcpListener, Option
 }
 
 /// The example's run: its id, or why none started.
+/// The first address from `addr` up whose port is free (the port itself when it is 0).
+fn free_port_from(addr: SocketAddr) -> Result<SocketAddr, Failure> {
+    if addr.port() == 0 {
+        return Ok(addr);
+    }
+    for offset in 0..=PORT_TRIES {
+        let Some(port) = addr.port().checked_add(offset) else {
+            break;
+        };
+        let candidate = SocketAddr::new(addr.ip(), port);
+        if std::net::TcpListener::bind(candidate).is_ok() {
+            return Ok(candidate);
+        }
+    }
+    Err(bad_input(format!(
+        "ports {} to {} on {} are all in use; pick the proxy's with --proxy-listen",
+        addr.port(),
+        addr.port().saturating_add(PORT_TRIES),
+        addr.ip()
+    )))
+}
+
+/// Where the example app answers through the proxy at `proxy_url`
+/// (`http://127.0.0.1:8080`): its environments' hosts, which resolve to this machine
+/// (`*.localhost`), on the proxy's port.
+fn app_urls(proxy_url: &str) -> AppUrls {
+    let port = proxy_url.rsplit(':').next().unwrap_or("80");
+    AppUrls {
+        staging: format!("http://staging.{}.localhost:{port}/", example::SERVICE),
+        production: format!("http://{}.localhost:{port}/", example::SERVICE),
+    }
+}
+
+/// The example app's URLs.
+struct AppUrls {
+    staging: String,
+    production: String,
+}
+
 type ExampleRun = Result<i64, String>;
 
 /// Makes the example's repository and project if needed, then starts a run.
@@ -137,6 +187,7 @@ struct Summary<'a> {
     data_dir: &'a Path,
     postgres: bool,
     run: Option<ExampleRun>,
+    app: Option<AppUrls>,
 }
 
 fn print_summary(s: &Summary<'_>) {
@@ -176,6 +227,19 @@ fn write_summary(out: &mut impl Write, s: &Summary<'_>) -> std::io::Result<()> {
         )?,
         Some(Err(why)) => writeln!(out, "  Example run:           not started: {why}")?,
         None => {}
+    }
+    if let Some(app) = &s.app {
+        writeln!(
+            out,
+            "  Example app:           {}  (staging: its `ship` job deploys it behind the proxy)",
+            app.staging
+        )?;
+        writeln!(
+            out,
+            "  Then production:       ferry promote {} --from staging --to production  ->  {}",
+            example::SERVICE,
+            app.production
+        )?;
     }
     writeln!(
         out,
@@ -237,6 +301,7 @@ mod tests {
             data_dir: Path::new("/home/ana/.local/share/ferry"),
             postgres: false,
             run: Some(Ok(1)),
+            app: Some(app_urls("http://127.0.0.1:8080")),
         };
         let mut out = Vec::new();
         write_summary(&mut out, &summary).unwrap();
@@ -245,6 +310,8 @@ mod tests {
 
           Open in your browser:  http://127.0.0.1:7879/login?token=ferry_TOKEN&next=/runs/1
           Example run:           http://127.0.0.1:7879/runs/1  (the `static-site` pipeline, running now)
+          Example app:           http://staging.example.localhost:8080/  (staging: its `ship` job deploys it behind the proxy)
+          Then production:       ferry promote example --from staging --to production  ->  http://example.localhost:8080/
           Admin token:           ferry_TOKEN  (new)
                                  kept in /home/ana/.local/share/ferry/admin.token (mode 0600); the CLI reads it from there
           Data:                  /home/ana/.local/share/ferry (SQLite database ferry.db)
