@@ -703,12 +703,6 @@ impl Run<'_> {
                 }
             }
         }
-        if let Some(proxy) = &self.inner.config.proxy {
-            proxy.metrics().forget(
-                &service_name(&service, &environment),
-                &self.d.release_name(),
-            );
-        }
         let stopped = self.progress.started.len();
         recover::settle_env(self.inner, &service, &environment).await;
         self.step_after_switch(

@@ -561,7 +561,7 @@ mod tests {
         assert!(!again.alive(&b).await);
         assert!(
             again
-                .sweep("web", "test", &[a.clone()])
+                .sweep("web", "test", std::slice::from_ref(&a))
                 .await
                 .unwrap()
                 .is_empty()

@@ -12,14 +12,14 @@ async fn failed_health_check_rolls_back_and_the_old_release_keeps_serving() {
     let lab = Lab::new().await;
     let v1 = lab.release(&yml("one", "ok", BLUE_GREEN, "")).await;
     assert_eq!(lab.deploy(v1.number).await.state, DeployState::Succeeded);
-    let bad = yml("two", "unhealthy", BLUE_GREEN, "").replace("retries: 60", "retries: 5");
+    let bad = yml("two", "unhealthy", BLUE_GREEN, "").replace("retries: 60", "retries: 30");
     let v2 = lab.release(&bad).await;
     let d = lab.deploy(v2.number).await;
     assert_eq!(d.state, DeployState::RolledBack);
     let reason = d.reason.unwrap_or_default();
     assert_eq!(
         reason,
-        "instance `web-prod-v2-0` of v2 is not healthy: failed 5 health checks in a row; \
+        "instance `web-prod-v2-0` of v2 is not healthy: failed 30 health checks in a row; \
          the last: `GET /healthz` answered 503"
     );
     assert!(!running(&lab.instance_dir("web-prod-v2-0").join("pid")));

@@ -29,6 +29,7 @@ MODE = os.environ.get("MODE", "ok")
 
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):
         pass
