@@ -4,9 +4,11 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod deploys;
 mod remote;
 mod server;
 
+pub use deploys::*;
 pub use remote::*;
 pub use server::*;
 
@@ -82,6 +84,18 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List services and what is live in each environment, or show one.
+    Services(ServicesArgs),
+    /// List a service's releases, newest first.
+    Releases(ReleasesArgs),
+    /// Deploy a release of a service to an environment and follow it to its end.
+    Deploy(DeployArgs),
+    /// Deploy the release live in one environment to the next.
+    Promote(PromoteArgs),
+    /// Go back to an earlier release in an environment.
+    Rollback(RollbackArgs),
+    /// List deploys, or show, approve or cancel one.
+    Deploys(DeploysArgs),
 }
 
 /// `ferry run`.

@@ -44,6 +44,12 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Logs(args) => remote::logs::logs(global, args),
         Command::Events(args) => remote::events::events(global, args),
         Command::Token(sub) => remote::token::token(global, sub),
+        Command::Services(args) => remote::deploys::services(global, args),
+        Command::Releases(args) => remote::deploys::releases(global, args),
+        Command::Deploy(args) => remote::deploys::deploy(global, args),
+        Command::Promote(args) => remote::deploys::promote(global, args),
+        Command::Rollback(args) => remote::deploys::rollback(global, args),
+        Command::Deploys(args) => remote::deploys::deploys(global, args),
     }
 }
 

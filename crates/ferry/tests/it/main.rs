@@ -3,6 +3,7 @@
 
 mod agents;
 mod cli;
+mod deploys;
 mod examples;
 mod harness;
 mod live;

@@ -4,15 +4,19 @@
 //! while (a server restart must not fail the job); a 409 answer means the lease is
 //! lost, which stops the job without a report.
 
-use ferry_client::api::{Lease, LogAppend};
+use ferry_client::api::{JobDeployAnswer, JobDeployRequest, Lease, LogAppend};
 use ferry_client::{Client, ClientError};
-use ferry_engine::ci::{Heartbeat, IoFuture, JobIo, JobIoError};
+use ferry_engine::ci::{Heartbeat, IoFuture, JobDeploy, JobDeployOutcome, JobIo, JobIoError};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a transfer keeps retrying while the server is unreachable.
 const RETRY_FOR: Duration = Duration::from_secs(120);
+
+/// How long one call of a job's deploy waits on the server before it is asked again:
+/// under the server's 30 s cap and any proxy's idle timeout.
+const DEPLOY_POLL: Duration = Duration::from_secs(25);
 
 /// One job's outside world, reached through the API.
 pub struct HttpIo {
@@ -115,6 +119,47 @@ impl JobIo for HttpIo {
                 .await
                 .map(drop)
                 .map_err(io_error)
+        })
+    }
+
+    /// The server carries the deploy out; this asks it again every [`DEPLOY_POLL`]
+    /// until it has ended (the server starts one deploy per attempt however often it
+    /// is asked, so a retried call cannot deploy twice).
+    fn deploy<'a>(&'a self, request: &'a JobDeploy) -> IoFuture<'a, JobDeployOutcome> {
+        Box::pin(async move {
+            let call = JobDeployRequest {
+                lease: self.lease.clone(),
+                environment: request.environment.clone(),
+                artifact: request.artifact.clone(),
+                wait_ms: u64::try_from(DEPLOY_POLL.as_millis()).unwrap_or(u64::MAX),
+            };
+            loop {
+                let answer = retrying("the deploy", || self.client.job_deploy(&call))
+                    .await
+                    .map_err(io_error)?;
+                match answer {
+                    JobDeployAnswer::Deploying { deploy_id } => {
+                        tracing::debug!(
+                            job_id = self.lease.job_id,
+                            ?deploy_id,
+                            "Deploy still going; asking again."
+                        );
+                    }
+                    JobDeployAnswer::Finished {
+                        deploy_id,
+                        release,
+                        succeeded,
+                        lines,
+                    } => {
+                        return Ok(JobDeployOutcome {
+                            deploy_id,
+                            release,
+                            succeeded,
+                            lines,
+                        });
+                    }
+                }
+            }
         })
     }
 

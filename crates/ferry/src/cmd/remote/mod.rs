@@ -5,6 +5,7 @@
 //! (4xx: bad input, a missing or weak token, something that does not exist), 1 when
 //! the server failed or could not be reached.
 
+pub mod deploys;
 pub mod events;
 pub mod hook;
 pub mod logs;
