@@ -18,7 +18,7 @@ commands:
   lint  cargo fmt --check and cargo clippy --workspace --all-targets -D warnings
   bench SUITE [--runs N] [--no-write] [--rev REV | --ferry PATH]
         run a benchmark suite, print a table, append it to docs/BENCHMARKS.md and write
-        target/bench/SUITE.json (--no-write: print only); suites: ci, server. Measures a
+        target/bench/SUITE.json (--no-write: print only); suites: ci, server, deploy. Measures a
         release build of the working tree, of commit REV (exported clean, so
         uncommitted work is left out), or the binary at PATH";
 
@@ -48,17 +48,20 @@ pub enum Suite {
     /// `ferry serve` and `ferry agent`: idle memory, push latency, job throughput,
     /// log paging.
     Server,
+    /// The edge proxy beside nginx, and how fast deploys move traffic.
+    Deploy,
 }
 
 impl Suite {
     /// Every suite, for parsing and help.
-    pub const ALL: &[Suite] = &[Suite::Ci, Suite::Server];
+    pub const ALL: &[Suite] = &[Suite::Ci, Suite::Server, Suite::Deploy];
 
     /// The suite's name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Suite::Ci => "ci",
             Suite::Server => "server",
+            Suite::Deploy => "deploy",
         }
     }
 }
@@ -243,7 +246,7 @@ mod tests {
     #[test]
     fn bench_rejects_unknown_suite_and_names_the_known_ones() {
         let err = parse(&args("bench nope")).unwrap_err().to_string();
-        assert_eq!(err, "unknown benchmark suite `nope`; suites: ci, server");
+        assert_eq!(err, "unknown benchmark suite `nope`; suites: ci, server, deploy");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! here, and an arm in [`run`].
 
 mod ci;
+mod deploy;
 mod machine;
 mod report;
 mod server;
@@ -19,6 +20,7 @@ pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
     let report = match opts.suite {
         Suite::Ci => ci::run(opts.runs, &opts.ferry)?,
         Suite::Server => server::run(opts.runs, &opts.ferry)?,
+        Suite::Deploy => deploy::run(opts.runs, &opts.ferry)?,
     };
     println!("\n{}", report.table());
     if opts.write {
