@@ -152,6 +152,18 @@ fn health_command(port: u16, path: &str) -> String {
 }
 
 impl DockerTarget {
+    /// The target for an environment's `hosts` (empty: the local engine at
+    /// `config.docker_host`), logging in to hosts as `config.ssh` says; the other
+    /// settings are [`DockerOptions::default`].
+    pub fn from_config(hosts: &[Host], config: &crate::deploy::DeployConfig) -> DockerTarget {
+        DockerTarget::new(DockerOptions {
+            docker_host: config.docker_host.clone(),
+            hosts: hosts.to_vec(),
+            ssh: config.ssh.clone(),
+            ..DockerOptions::default()
+        })
+    }
+
     /// A target with `opts`. Engines are connected on first use.
     pub fn new(opts: DockerOptions) -> DockerTarget {
         let ssh = SshClient::new(opts.ssh.clone(), opts.connect_timeout);
@@ -475,8 +487,15 @@ impl Target for DockerTarget {
             self.inner.opts.hosts.iter().map(Some).collect()
         };
         let mut stopped = Vec::new();
+        let mut unreachable = Vec::new();
         for host in hosts {
-            let docker = self.inner.engines.get(host).await?;
+            let docker = match self.inner.engines.get(host).await {
+                Ok(d) => d,
+                Err(e) => {
+                    unreachable.push(e.to_string());
+                    continue;
+                }
+            };
             let filters = HashMap::from([(
                 "label".to_string(),
                 vec![
@@ -490,13 +509,17 @@ impl Target for DockerTarget {
                     filters: Some(filters),
                     ..Default::default()
                 }))
-                .await
-                .map_err(|e| {
-                    TargetError::Unreachable(format!(
+                .await;
+            let list = match list {
+                Ok(l) => l,
+                Err(e) => {
+                    unreachable.push(format!(
                         "cannot list containers in {}: {e}",
                         Self::where_(host)
-                    ))
-                })?;
+                    ));
+                    continue;
+                }
+            };
             let here = host.map(host_label);
             for c in list {
                 let Some(inst) = c.labels.as_ref().and_then(|l| l.get("ferry.instance")) else {
@@ -518,6 +541,13 @@ impl Target for DockerTarget {
                 tracing::info!(instance = %inst, "Swept a leftover container.");
                 stopped.push(inst.clone());
             }
+        }
+        if !unreachable.is_empty() {
+            return Err(TargetError::Unreachable(format!(
+                "swept {} leftover container(s) of `{service}` in `{environment}`, but could not check every engine: {}",
+                stopped.len(),
+                unreachable.join("; ")
+            )));
         }
         Ok(stopped)
     }

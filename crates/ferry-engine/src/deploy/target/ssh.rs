@@ -84,18 +84,26 @@ struct Inner {
     opts: SshTargetOptions,
     /// Each host's [`Mode`] for tarballs, found once.
     modes: tokio::sync::Mutex<HashMap<String, Mode>>,
-    /// Serializes uploads, so that two instances of one release upload it once.
-    uploads: tokio::sync::Mutex<()>,
+    /// One lock per host and digest, so that two instances of one release on one host
+    /// upload it once, while uploads to different hosts go in parallel.
+    uploads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-/// The first ports tried are random in this range.
-const PORTS: std::ops::Range<u16> = 20000..60000;
+/// The ports tried are random in this range: below Linux's default range of ephemeral
+/// ports (32768–60999), so that outgoing connections on the host cannot take them
+/// between the check and the bind.
+const PORTS: std::ops::Range<u16> = 20000..32768;
 
 impl SshTarget {
     /// A target for `hosts` (the environment's `hosts`; `sweep` visits them all)
     /// logging in with `ssh`.
     pub fn new(hosts: Vec<Host>, ssh: SshConfig) -> SshTarget {
         SshTarget::with_options(hosts, ssh, SshTargetOptions::default())
+    }
+
+    /// The target for an environment's `hosts`, logging in as `config.ssh` says.
+    pub fn from_config(hosts: &[Host], config: &crate::deploy::DeployConfig) -> SshTarget {
+        SshTarget::new(hosts.to_vec(), config.ssh.clone())
     }
 
     /// [`SshTarget::new`] with settings.
@@ -107,7 +115,7 @@ impl SshTarget {
                 client,
                 opts,
                 modes: tokio::sync::Mutex::new(HashMap::new()),
-                uploads: tokio::sync::Mutex::new(()),
+                uploads: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -152,7 +160,15 @@ impl SshTarget {
         hex: &str,
     ) -> Result<(), TargetError> {
         let dir = &self.inner.opts.remote_dir;
-        let _one_at_a_time = self.inner.uploads.lock().await;
+        let lock = self
+            .inner
+            .uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(format!("{}\u{0}{hex}", host_label(host)))
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
         if self
             .run(host, &scripts::release_present(dir, hex))
             .await?
@@ -326,6 +342,12 @@ impl Target for SshTarget {
                 (mode, script)
             }
             Artifact::Image(image) => {
+                let Some(port) = spec.port else {
+                    return Err(TargetError::Start(format!(
+                        "service `{}` runs image `{image}` without `port`: set `deploy.port` to the port it listens on in its container",
+                        spec.service
+                    )));
+                };
                 meta.push(("mode", Mode::Docker.as_str().to_string()));
                 let labels = [
                     ("ferry.service", spec.service.clone()),
@@ -342,7 +364,7 @@ impl Target for SshTarget {
                     grace_tenths: grace,
                 };
                 let script =
-                    scripts::start_docker(&s, image, spec.command.as_deref(), spec.port, &labels);
+                    scripts::start_docker(&s, image, spec.command.as_deref(), port, &labels);
                 (Mode::Docker, script)
             }
         };

@@ -181,36 +181,39 @@ pub struct StartScript<'a> {
 }
 
 /// The part of every start script before the mode-specific launch: removes a
-/// leftover of the same name, picks the port (printed as `port=N`, exported as
-/// `PORT`), creates the instance directory with its `meta` and `env`.
-fn start_prologue(s: &StartScript<'_>, env_file: &str) -> String {
+/// leftover of the same name, creates the instance directory with its `meta` and
+/// `env`, and with `pick_port` picks the port (printed as `port=N`, in `$P`).
+fn start_prologue(s: &StartScript<'_>, env_file: &str, pick_port: bool) -> String {
     let mut out = prologue(s.remote_dir);
     out.push_str(&stop_body(s.name, s.grace_tenths));
     let _ = writeln!(out, "D=\"$F/instances/\"{}", sh_quote(s.name));
-    // A port is free when no socket in this network namespace uses it: the local
-    // address column of /proc/net/tcp{,6} ends in `:PORT` in hex.
-    let candidates: Vec<String> = s.ports.iter().map(u16::to_string).collect();
-    let _ = write!(
-        out,
-        r#"P=
+    if pick_port {
+        // A port is free when no socket in this network namespace uses it: the local
+        // address column of /proc/net/tcp{,6} ends in `:PORT` in hex.
+        let candidates: Vec<String> = s.ports.iter().map(u16::to_string).collect();
+        let _ = write!(
+            out,
+            r#"P=
 for p in {}; do
   h=$(printf '%04X' "$p")
   if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -qi ":$h "; then P=$p; break; fi
 done
 [ -n "$P" ] || {{ echo "no free port among {} candidates" >&2; exit 3; }}
 echo "port=$P"
-umask 077
-mkdir -p "$D" || exit 3
 "#,
-        candidates.join(" "),
-        candidates.len()
-    );
+            candidates.join(" "),
+            candidates.len()
+        );
+    }
+    out.push_str("umask 077\nmkdir -p \"$D\" || exit 3\n");
     let mut meta = String::new();
     for (k, v) in s.meta {
         let _ = writeln!(meta, "{k}={v}");
     }
     out.push_str(&heredoc("\"$D/meta\"", &meta));
-    out.push_str("echo \"port=$P\" >> \"$D/meta\"\n");
+    if pick_port {
+        out.push_str("echo \"port=$P\" >> \"$D/meta\"\n");
+    }
     out.push_str(&heredoc("\"$D/env\"", env_file));
     out
 }
@@ -220,7 +223,7 @@ mkdir -p "$D" || exit 3
 pub fn start_process(s: &StartScript<'_>, release_hex: &str, command: &str) -> String {
     let mut env = s.env.clone();
     env.remove("PORT");
-    let mut out = start_prologue(s, &env_sh(&env));
+    let mut out = start_prologue(s, &env_sh(&env), true);
     let _ = writeln!(out, "echo \"PORT='$P'\" >> \"$D/env\"");
     out.push_str(&heredoc("\"$D/run\"", &supervisor(command)));
     let _ = write!(
@@ -252,7 +255,7 @@ fn systemd_arg(s: &str) -> String {
 pub fn start_systemd(s: &StartScript<'_>, release_hex: &str, command: &str) -> String {
     let mut env = s.env.clone();
     env.remove("PORT");
-    let mut out = start_prologue(s, &env_systemd(&env));
+    let mut out = start_prologue(s, &env_systemd(&env), true);
     let _ = writeln!(out, "echo \"PORT=$P\" >> \"$D/env\"");
     let unit = format!("ferry-{}.service", s.name);
     let _ = write!(
@@ -274,14 +277,14 @@ systemctl daemon-reload && systemctl restart "$U" || {{ systemctl status "$U" >&
     out
 }
 
-/// Runs `image` in the host's Docker engine, publishing container port `port`
-/// (None: the chosen host port) on the chosen host port; prints `port=N` and
-/// `container=ID`.
+/// Runs `image` in the host's Docker engine, its container port `port` published on
+/// a host port Docker picks (so that it cannot collide with a port in use there);
+/// prints `port=N` (the host port) and `container=ID`.
 pub fn start_docker(
     s: &StartScript<'_>,
     image: &str,
     command: Option<&str>,
-    port: Option<u16>,
+    port: u16,
     labels: &[(&str, String)],
 ) -> String {
     let mut env = s.env.clone();
@@ -289,21 +292,18 @@ pub fn start_docker(
     let mut out = String::from(
         "command -v docker >/dev/null 2>&1 || { echo \"the `docker` command is not installed on this host\" >&2; exit 3; }\n",
     );
-    out.push_str(&start_prologue(s, &env_sh(&env)));
-    let cport = match port {
-        Some(p) => p.to_string(),
-        None => "$P".to_string(),
-    };
-    let _ = writeln!(out, "echo \"PORT='{cport}'\" >> \"$D/env\"");
+    out.push_str(&start_prologue(s, &env_sh(&env), false));
+    let _ = writeln!(out, "echo \"PORT='{port}'\" >> \"$D/env\"");
+    let cname = sh_quote(&format!("ferry-{}", s.name));
     let mut run = String::from("docker run -d --restart unless-stopped");
-    let _ = write!(run, " --name {}", sh_quote(&format!("ferry-{}", s.name)));
+    let _ = write!(run, " --name {cname}");
     for (k, v) in labels {
         let _ = write!(run, " --label {}", sh_quote(&format!("{k}={v}")));
     }
     for k in env.keys() {
         let _ = write!(run, " -e {k}");
     }
-    let _ = write!(run, " -e PORT -p \"$P:{cport}\"");
+    let _ = write!(run, " -e PORT -p {port}");
     if command.is_some() {
         run.push_str(" --entrypoint /bin/sh");
     }
@@ -315,6 +315,10 @@ pub fn start_docker(
         out,
         r#"set -a; . "$D/env"; set +a
 id=$({run}) || exit 3
+hp=$(docker port {cname} {port}/tcp | head -n 1)
+P=${{hp##*:}}
+[ -n "$P" ] || {{ echo "Docker published no port for container port {port}" >&2; exit 3; }}
+echo "port=$P" | tee -a "$D/meta"
 echo "container=$id"
 "#
     );
@@ -422,6 +426,63 @@ mod tests {
     fn heredoc_delimiter_avoids_the_body() {
         let h = heredoc("f", "FERRY_EOF\nx");
         assert!(h.contains("<<'FERRY_EOF_1'"), "{h}");
+    }
+
+    /// `sh -n`: the script parses.
+    fn parses(script: &str) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("script.sh");
+        std::fs::write(&f, script).expect("write the script");
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&f)
+            .output()
+            .expect("sh runs");
+        assert!(
+            out.status.success(),
+            "{}\n---\n{script}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn every_script_parses_with_awkward_input() {
+        let env = BTreeMap::from([
+            (
+                "A".to_string(),
+                "it's \"x\" $HOME `id`\nFERRY_EOF".to_string(),
+            ),
+            ("PORT".to_string(), "1".to_string()),
+        ]);
+        let meta = [
+            ("service", "web".to_string()),
+            ("mode", "process".to_string()),
+        ];
+        let s = StartScript {
+            remote_dir: "~/.ferry dir",
+            name: "web-staging-v1-0",
+            meta: &meta,
+            env: &env,
+            ports: &[20000, 20001],
+            grace_tenths: 50,
+        };
+        let cmd = "echo \"$PORT\" 'q' && exec ./server --x=100%";
+        parses(&start_process(&s, "abc", cmd));
+        parses(&start_systemd(&s, "abc", cmd));
+        parses(&start_docker(
+            &s,
+            "img:1",
+            Some(cmd),
+            8080,
+            &[("ferry.service", "web".into())],
+        ));
+        parses(&start_docker(&s, "img:1", None, 8080, &[]));
+        parses(&supervisor(cmd));
+        parses(&stop("/srv/ferry", "n", 10));
+        parses(&alive("~/.ferry", "n"));
+        parses(&list("~/.ferry", "web", "staging"));
+        parses(&release_present("~/.ferry", "abc"));
+        parses(DETECT_MODE);
     }
 
     #[test]
