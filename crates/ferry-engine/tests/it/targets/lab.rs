@@ -115,9 +115,13 @@ impl Lab {
         let pid = std::process::id();
         let x = 20 + pid % 200;
         let assigned = ip(&["-o", "-4", "addr", "show"]).expect("ip addr show (iproute2)");
+        let mut last_error = String::new();
         loop {
             let k = NEXT.fetch_add(1, Ordering::Relaxed);
-            assert!(k < 60, "no free /30 left in 10.213.{x}.0/24 for the lab");
+            assert!(
+                k < 60,
+                "cannot create a network namespace for the lab (the tests must run as root); last error: {last_error}"
+            );
             let root_addr = Ipv4Addr::new(10, 213, x as u8, (4 * k + 1) as u8);
             if assigned.contains(&format!("{root_addr}/")) {
                 continue;
@@ -126,7 +130,8 @@ impl Lab {
             let ns = format!("ferrylab-{pid}-{k}");
             let veth = format!("fl{x}k{k}");
             let peer = format!("fl{x}k{k}n");
-            if ip(&["netns", "add", &ns]).is_err() {
+            if let Err(e) = ip(&["netns", "add", &ns]) {
+                last_error = e;
                 continue;
             }
             let dir = self.dir.path().join(&ns);
