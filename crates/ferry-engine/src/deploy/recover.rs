@@ -20,6 +20,37 @@ use ferry_types::{DeployPhase, DeployState};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+/// Keeps live instances running between deploys: an instance that died and was not
+/// brought back by its supervisor (one adopted from a previous server has none) is
+/// started again. Environments with a deploy under way are left to it.
+pub(crate) async fn check_live(inner: &Arc<Inner>) {
+    let lives = match inner.store.live_envs().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "Listing live environments failed.");
+            return;
+        }
+    };
+    for live in lives {
+        let active = inner
+            .store
+            .deploys(&ferry_store::db::DeployQuery {
+                service: Some(live.service.clone()),
+                environment: Some(live.environment.clone()),
+                active_only: true,
+                limit: Some(10),
+            })
+            .await;
+        match active {
+            Ok(list) if list.iter().all(|d| d.state != DeployState::Running) => {
+                settle_env(inner, &live.service, &live.environment, false).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "Listing deploys failed."),
+        }
+    }
+}
+
 /// The reason recorded for a deploy a crash interrupted before its switch.
 pub(crate) const CRASH_REASON: &str = "the server stopped mid-deploy";
 
@@ -34,7 +65,7 @@ pub(crate) async fn recover(inner: &Arc<Inner>) -> Result<(), DeployError> {
         }
     }
     for live in inner.store.live_envs().await? {
-        settle_env(inner, &live.service, &live.environment).await;
+        settle_env(inner, &live.service, &live.environment, true).await;
     }
     expire_warm(inner).await;
     Ok(())
@@ -60,7 +91,7 @@ pub(crate) async fn maintain(inner: &Arc<Inner>) {
         if !ours {
             let (service, environment) = (d.service.clone(), d.environment.clone());
             if take_over(inner, d.id).await {
-                settle_env(inner, &service, &environment).await;
+                settle_env(inner, &service, &environment, false).await;
             }
         }
     }
@@ -188,9 +219,17 @@ async fn target_of(inner: &Inner, release_id: i64, environment: &str) -> Option<
 }
 
 /// Makes the live state of an environment true: its instances run (dead ones are
-/// started again and recorded), nothing else of the service runs there, a dead warm
-/// release is forgotten, and the proxy routes to the live instances.
-pub(crate) async fn settle_env(inner: &Arc<Inner>, service: &str, environment: &str) {
+/// started again and recorded), a dead warm release is forgotten, and the proxy
+/// routes to the live instances. With `sweep_leftovers`, instances of the service
+/// there that are neither live nor warm are stopped too — only where no other deploy
+/// of the environment can be under way (at start, or inside the deploy itself), as
+/// its new instances are not live yet.
+pub(crate) async fn settle_env(
+    inner: &Arc<Inner>,
+    service: &str,
+    environment: &str,
+    sweep_leftovers: bool,
+) {
     let live = match inner.store.live_env(service, environment).await {
         Ok(Some(l)) => l,
         Ok(None) => {
@@ -263,7 +302,9 @@ pub(crate) async fn settle_env(inner: &Arc<Inner>, service: &str, environment: &
             current.previous = None;
         }
     }
-    sweep(inner, &plan.target, service, environment, Some(&current)).await;
+    if sweep_leftovers {
+        sweep(inner, &plan.target, service, environment, Some(&current)).await;
+    }
     let name = plan.release.name();
     let live_arc = match inner.routes.get(service, environment) {
         Some(e) if e.live.name() == name && e.live.instances() == addrs(&list).as_slice() => e.live,

@@ -32,6 +32,8 @@ use tokio_util::sync::CancellationToken;
 const POLL: Duration = Duration::from_millis(250);
 /// How often the loop stops expired warm releases and takes over deploys of dead servers.
 const MAINTENANCE: Duration = Duration::from_secs(1);
+/// How often the loop checks that live instances run.
+const LIVENESS: Duration = Duration::from_secs(10);
 
 /// What a deploy recorded to be resumed or undone after a crash (`deploys.progress`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -92,6 +94,7 @@ pub(crate) fn index_of(instance: &Instance) -> Option<u32> {
 /// Claims and runs deploys until `shutdown`.
 pub(crate) async fn run_loop(inner: Arc<Inner>, shutdown: CancellationToken) {
     let mut last_maintenance = Instant::now();
+    let mut last_liveness = Instant::now();
     loop {
         loop {
             match inner
@@ -112,6 +115,10 @@ pub(crate) async fn run_loop(inner: Arc<Inner>, shutdown: CancellationToken) {
         if last_maintenance.elapsed() >= MAINTENANCE {
             last_maintenance = Instant::now();
             recover::maintain(&inner).await;
+        }
+        if last_liveness.elapsed() >= LIVENESS {
+            last_liveness = Instant::now();
+            recover::check_live(&inner).await;
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -704,7 +711,7 @@ impl Run<'_> {
             }
         }
         let stopped = self.progress.started.len();
-        recover::settle_env(self.inner, &service, &environment).await;
+        recover::settle_env(self.inner, &service, &environment, true).await;
         self.step_after_switch(
             DeployPhase::Rollback,
             &match &live {

@@ -248,3 +248,112 @@ async fn an_environment_with_approval_waits_for_a_person() {
     assert_eq!(d.state, DeployState::Succeeded, "{}", lab.steps(d.id).await);
     assert_eq!(d.approved_by.as_deref(), Some("alice"));
 }
+
+async fn queue(lab: &Lab, number: i64) -> ferry_store::db::Deploy {
+    lab.deployer
+        .deploy(ferry_engine::deploy::DeployRequest {
+            service: "web".into(),
+            environment: "prod".into(),
+            release: Some(number),
+            requested_by: "test".into(),
+            run_id: None,
+            job: None,
+        })
+        .await
+        .unwrap()
+}
+
+async fn wait_for_step(lab: &Lab, id: i64, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !lab.steps(id).await.contains(text) {
+        assert!(
+            Instant::now() < deadline,
+            "deploy {id} never recorded {text:?}:\n{}",
+            lab.steps(id).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_without_auto_promote_waits_for_a_person_and_can_be_cancelled() {
+    let lab = Lab::new().await;
+    let manual = "        blue-green:\n          auto_promote: false\n          keep_old_for: 0s";
+    let v1 = lab.release(&yml("one", "ok", manual, "")).await;
+    let d = queue(&lab, v1.number).await;
+    wait_for_step(&lab, d.id, "Waiting for a person to promote v1").await;
+    assert_eq!(
+        lab.store.deploy(d.id).await.unwrap().state,
+        DeployState::Running
+    );
+    assert_eq!(
+        lab.get("/").await.unwrap().0,
+        404,
+        "no traffic before the promotion"
+    );
+    lab.deployer.approve(d.id, "alice").await.unwrap();
+    let d = lab.wait(d.id).await;
+    assert_eq!(d.state, DeployState::Succeeded, "{}", lab.steps(d.id).await);
+    assert!(lab.steps(d.id).await.contains("[shift] Promoted by alice."));
+    assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
+
+    let v2 = lab.release(&yml("two", "ok", manual, "")).await;
+    let d = queue(&lab, v2.number).await;
+    wait_for_step(&lab, d.id, "Waiting for a person to promote v2").await;
+    lab.deployer.cancel(d.id, "bob").await.unwrap();
+    let d = lab.wait(d.id).await;
+    assert_eq!(d.state, DeployState::Cancelled);
+    assert_eq!(d.reason.as_deref(), Some("cancelled by bob"));
+    assert!(!running(&lab.instance_dir("web-prod-v2-0").join("pid")));
+    assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_deploys_the_release_live_in_the_previous_environment() {
+    let lab = Lab::new().await;
+    let two_envs = yml("one", "ok", BLUE_GREEN, "").replace(
+        "  environments:\n",
+        "  environments:\n    staging:\n      routes:\n        - host: staging.web.test\n",
+    );
+    let v1 = lab.release(&two_envs).await;
+    let v2 = lab
+        .release(&two_envs.replace("RELEASE: \"one\"", "RELEASE: \"two\""))
+        .await;
+    let staged = lab
+        .deployer
+        .deploy(ferry_engine::deploy::DeployRequest {
+            service: "web".into(),
+            environment: "staging".into(),
+            release: Some(v1.number),
+            requested_by: "test".into(),
+            run_id: None,
+            job: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(lab.wait(staged.id).await.state, DeployState::Succeeded);
+    let d = lab
+        .deployer
+        .promote("web", "staging", "prod", "test")
+        .await
+        .unwrap();
+    assert_eq!(d.kind, DeployKind::Promote);
+    assert_eq!(
+        d.release_id,
+        v1.id,
+        "the release live in staging, not the newest ({})",
+        v2.name()
+    );
+    let d = lab.wait(d.id).await;
+    assert_eq!(d.state, DeployState::Succeeded, "{}", lab.steps(d.id).await);
+    assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
+    let err = lab
+        .deployer
+        .promote("web", "prod", "prod", "test")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot promote `web` from `prod` to itself: name the next environment"
+    );
+}
