@@ -8,7 +8,7 @@
 
 use super::auth::{Session, parse_form};
 use super::error::UiError;
-use super::pages::services::{Intent, intent};
+use super::pages::confirm::{Intent, intent};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};

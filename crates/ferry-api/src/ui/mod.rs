@@ -50,7 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/agents", get(pages::agents::index))
         .route("/services", get(pages::services::index))
         .route("/services/{name}", get(pages::services::show))
-        .route("/services/{name}/confirm", get(pages::services::confirm))
+        .route("/services/{name}/confirm", get(pages::confirm::show))
         .route("/deploys/{id}", get(pages::deploys::show))
         .route("/login", get(auth::login_page).post(auth::login_submit))
         .route("/logout", get(auth::logout))

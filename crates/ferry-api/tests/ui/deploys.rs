@@ -75,9 +75,10 @@ impl Seeded {
             .await?;
         let v1 = release(&store, SHA1, "alice").await?;
         let v2 = release(&store, SHA2, "bob").await?;
-        deploy(&store, &v2, "staging", "bob").await?;
-        deploy(&store, &v1, "production", "alice").await?;
-        deploy(&store, &v2, "production", "carol").await?;
+        deploy(&store, &v1, "staging", "alice", false).await?;
+        deploy(&store, &v2, "staging", "bob", true).await?;
+        deploy(&store, &v1, "production", "alice", false).await?;
+        deploy(&store, &v2, "production", "carol", false).await?;
 
         let shutdown = CancellationToken::new();
         let config = CoreConfig {
@@ -166,8 +167,15 @@ async fn release(store: &Store, sha: &str, by: &str) -> TestResult<Release> {
         .await?)
 }
 
-/// Deploys `release` to `env` the way the engine records a blue/green switch.
-async fn deploy(store: &Store, release: &Release, env: &str, by: &str) -> TestResult<Deploy> {
+/// Deploys `release` to `env` the way the engine records a switch; `warm` keeps the
+/// release it replaces running for an hour, as blue-green does.
+async fn deploy(
+    store: &Store,
+    release: &Release,
+    env: &str,
+    by: &str,
+    warm: bool,
+) -> TestResult<Deploy> {
     let owner = "seed";
     let queued = store
         .create_deploy(&NewDeploy {
@@ -209,7 +217,7 @@ async fn deploy(store: &Store, release: &Release, env: &str, by: &str) -> TestRe
             owner,
             &Switch {
                 instances: json!([]),
-                keep_previous: None,
+                keep_previous: warm.then(|| (json!([]), ferry_store::db::now_ms() + 3_600_000)),
             },
         )
         .await?;
@@ -235,6 +243,10 @@ async fn pages_show_services_releases_and_deploy_progress() -> TestResult {
         .ok_or("production is listed")?;
     assert!(staging < production, "environments in promotion order");
     assert!(body.contains("<strong class=\"release\">v2</strong> <code class=\"sha\" title=\"2222222222bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\">22222222</code>"));
+    assert!(
+        body.contains("<span class=\"release warm\" title=\"Still running, for an instant rollback\">v1</span>"),
+        "staging keeps v1 warm after its blue/green switch"
+    );
     assert!(
         body.contains(" by carol"),
         "who deployed production's live release"
@@ -365,6 +377,18 @@ async fn the_confirmation_works_without_the_script() -> TestResult {
     assert_eq!(
         done.header(header::LOCATION),
         format!("/deploys/{}", rollback.id)
+    );
+
+    let warm = http
+        .get(
+            "/services/shop/confirm?env=staging&release=1",
+            Some(&operator),
+        )
+        .await?;
+    assert!(
+        warm.body
+            .contains("is still running (kept warm): traffic switches back to it at once"),
+        "a warm release is said to switch back at once"
     );
 
     let again = http
@@ -603,6 +627,13 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
 
     // Asking again and confirming queues the rollback and opens its page.
     rollback.click().await?;
+    wait_js(
+        c,
+        "const d = document.getElementById('confirm-dialog'); return d.open && !!d.querySelector('#confirm-submit')",
+        Duration::from_secs(10),
+        "the confirmation dialog again",
+    )
+    .await?;
     let submit = c
         .wait()
         .at_most(Duration::from_secs(10))
@@ -646,5 +677,81 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
         text.contains("rollback") && text.contains("v1") && text.contains("ui:ops"),
         "the deploys table lists it: {text:?}"
     );
+
+    // A deploy waiting for approval: its page offers Approve, and follows the deploy
+    // live once it is approved elsewhere (v1's tarball is not in the blob store, so
+    // the engine fails it in its first phase).
+    let waiting = server
+        .store()
+        .create_deploy(&NewDeploy {
+            service: "shop".into(),
+            environment: "staging".into(),
+            release_id: server.v1.id,
+            kind: DeployKind::Deploy,
+            requested_by: "dave".into(),
+            run_id: None,
+            job: None,
+            needs_approval: true,
+        })
+        .await?;
+    c.goto(&format!("{base}/deploys/{}", waiting.id)).await?;
+    let approve = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#approve-form button"))
+        .await?;
+    assert!(approve.is_displayed().await?);
+    wait_js(
+        c,
+        "return document.body.dataset.live === 'on'",
+        Duration::from_secs(10),
+        "the deploy page's stream to open",
+    )
+    .await?;
+    js(c, "window.ferryMarker = 'no reload'; return true").await?;
+    server
+        .store()
+        .approve_deploy(waiting.id, "cli:erin")
+        .await?;
+    wait_js(
+        c,
+        "return document.getElementById('deploy-live').dataset.state === 'failed'",
+        Duration::from_secs(30),
+        "the approved deploy to run and fail",
+    )
+    .await?;
+    let shown = js(
+        c,
+        "return { marker: window.ferryMarker, badge: document.querySelector('#deploy-status .badge').dataset.status, \
+         reason: (document.querySelector('.callout.reason') || {}).innerText, \
+         approved: document.querySelector('dl.facts').innerText.includes('cli:erin'), \
+         steps: document.querySelectorAll('table.steps tbody tr').length, \
+         approve: !!document.querySelector('#approve-form') }",
+    )
+    .await?;
+    let ended = server.store().deploy(waiting.id).await?;
+    let reason = ended.reason.clone().unwrap_or_default();
+    assert_eq!(shown["marker"], json!("no reload"), "{shown}");
+    assert_eq!(shown["badge"], json!("failed"));
+    assert!(
+        shown["reason"]
+            .as_str()
+            .is_some_and(|r| !reason.is_empty() && r.contains(&reason)),
+        "the page says why, as the store does ({reason:?}): {shown}"
+    );
+    assert_eq!(shown["approved"], json!(true), "who approved: {shown}");
+    let steps = server.store().deploy_steps(waiting.id).await?;
+    assert_eq!(shown["steps"], json!(steps.len()), "every progress line");
+    assert_eq!(
+        shown["approve"],
+        json!(false),
+        "nothing to approve any more"
+    );
+    js(c, "window.scrollTo(0, 0); return true").await?;
+    let png = c.screenshot().await?;
+    std::fs::write(
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("deploy-page.png"),
+        &png,
+    )?;
     Ok(())
 }

@@ -439,6 +439,8 @@
       d.id = "confirm-dialog";
       d.className = "confirm-dialog";
       d.addEventListener("click", function (e) { if (e.target === d) d.close(); });
+      // A closed dialog keeps nothing: the next question is fetched afresh.
+      d.addEventListener("close", function () { d.replaceChildren(); });
       document.body.appendChild(d);
     }
     return d;

@@ -10,13 +10,14 @@ use crate::AppState;
 use crate::ui::auth::Session;
 use crate::ui::error::UiError;
 use crate::ui::layout::{self, Nav, badge, duration, human_ms, short_sha, time};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
 use ferry_store::db::{DbError, Deploy, DeployStep, Release, Store};
 use ferry_types::{DeployPhase, DeployState, EventKind, Role};
 use maud::{Markup, html};
+use serde::Deserialize;
 use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -84,18 +85,20 @@ fn phase_cls(phase: DeployPhase, current: bool, state: DeployState) -> &'static 
     }
 }
 
-/// The phases the deploy went through, in order, the last one current.
+/// The phases the deploy went through, in order; the last one is where it is (or
+/// where it ended: `done` itself is not shown, the badge says how it ended).
 fn phases(view: &DeployView) -> Markup {
     let mut seen: Vec<DeployPhase> = Vec::new();
     for step in &view.steps {
-        if seen.last() != Some(&step.phase) && !seen.contains(&step.phase) {
+        if !seen.contains(&step.phase) {
             seen.push(step.phase);
         }
     }
-    if seen.last() != Some(&view.deploy.phase) && view.deploy.phase != DeployPhase::Pending {
-        seen.retain(|p| *p != view.deploy.phase);
-        seen.push(view.deploy.phase);
+    let now = view.deploy.phase;
+    if !matches!(now, DeployPhase::Pending | DeployPhase::Done) && !seen.contains(&now) {
+        seen.push(now);
     }
+    seen.retain(|p| *p != DeployPhase::Done);
     let state = view.deploy.state;
     html! {
         @if !seen.is_empty() {
@@ -231,6 +234,9 @@ pub(in crate::ui) async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, UiError> {
     let id = deploy_id(&id)?;
+    // Read the log position first: the stream follows from it, so a change between
+    // this snapshot and the stream opening is still sent.
+    let after = state.core.store().last_event_id().await?;
     let view = load(state.core.store(), id).await?;
     let d = &view.deploy;
     let title = format!("{} {} deploy #{}", d.service, d.environment, d.id);
@@ -241,7 +247,7 @@ pub(in crate::ui) async fn show(
             a href=(service_path(&d.service)) { (d.service) } " / "
         }
         div #deploy-live data-deploy=(d.id) data-state=(d.state.as_str())
-            data-stream=[(!finished).then(|| format!("/ui/deploys/{}/stream", d.id))] {
+            data-stream=[(!finished).then(|| format!("/ui/deploys/{}/stream?after={after}", d.id))] {
             (live_part(&session, &view))
         }
     };
@@ -282,22 +288,38 @@ fn concerns(event: &ferry_store::db::Event, id: i64) -> bool {
     is_deploy_event(event.kind) && named.is_none_or(|n| n == id)
 }
 
-/// `GET /ui/deploys/{id}/stream`: `state` (the live part of the page, rendered, with
-/// the state) at once and after each change, until the browser goes away.
+/// The query of the deploy stream.
+#[derive(Debug, Deserialize)]
+pub(in crate::ui) struct StreamQuery {
+    /// The event log position the page was rendered at; without it the stream starts
+    /// with the deploy as it is now.
+    after: Option<i64>,
+}
+
+/// `GET /ui/deploys/{id}/stream[?after=EVENT]`: `state` (the live part of the page,
+/// rendered, with the state) after each change since `after`, until the browser goes
+/// away.
 pub(in crate::ui) async fn stream(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
 ) -> Result<Response, UiError> {
     let id = deploy_id(&id)?;
     let store = state.core.store().clone();
     let shutdown = state.shutdown().clone();
-    // Read the log position first, so no change after the snapshot is missed.
-    let after = store.last_event_id().await?;
-    let view = load(&store, id).await?;
     let (tx, mut rx) = mpsc::channel::<SseEvent>(16);
-    let mut last = live_part(&session, &view).into_string();
-    let _ = tx.send(message(&view, last.clone())).await;
+    // Read the log position before the deploy, so no change after it is missed.
+    let after = match q.after {
+        Some(after) => after,
+        None => store.last_event_id().await?,
+    };
+    let view = load(&store, id).await?;
+    let mut last = String::new();
+    if q.after.is_none() {
+        last = live_part(&session, &view).into_string();
+        let _ = tx.send(message(&view, last.clone())).await;
+    }
     tokio::spawn(async move {
         // Deploy events may or may not carry the project; follow them all.
         let mut follower = store.follow(after, None);

@@ -1,6 +1,7 @@
 //! The pages, one module each, and the run rows several of them share.
 
 pub(super) mod agents;
+pub(super) mod confirm;
 pub(super) mod deploys;
 pub(super) mod events;
 pub(super) mod projects;
