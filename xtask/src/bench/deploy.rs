@@ -12,7 +12,13 @@
 //!   time from "green answered" to the first response from green after which no
 //!   response comes from blue (checked for 200 ms). Then back to blue, and so on.
 //!
+//! - end to end through `ferry serve` ([`e2e`]): the switch time from a deploy's own
+//!   steps, `ferry rollback` from start to exit, and failed requests under a steady
+//!   load during 100 blue/green deploys.
+//!
 //! Every process started here is killed when the suite ends, however it ends.
+
+mod e2e;
 
 use super::machine::Machine;
 use super::report::{Goal, Report, Row};
@@ -264,12 +270,32 @@ fn wrk(port: u16, seconds: u64) -> anyhow::Result<Load> {
 /// A keep-alive HTTP/1.1 client that reads `Content-Length` bodies.
 struct Client {
     port: u16,
+    host: &'static str,
     stream: Option<BufReader<TcpStream>>,
 }
 
 impl Client {
     fn new(port: u16) -> Client {
-        Client { port, stream: None }
+        Client {
+            port,
+            host: "bench.test",
+            stream: None,
+        }
+    }
+
+    /// The same client asking for another host.
+    fn host(mut self, host: &'static str) -> Client {
+        self.host = host;
+        self
+    }
+
+    /// One GET with no retry: a closed connection is an error.
+    fn get_once(&mut self) -> anyhow::Result<(u16, String)> {
+        let answer = self.try_get();
+        if answer.is_err() {
+            self.stream = None;
+        }
+        answer
     }
 
     /// One GET; the status and body. Reconnects once if the connection was closed.
@@ -291,9 +317,8 @@ impl Client {
             self.stream = Some(BufReader::new(s));
         }
         let reader = self.stream.as_mut().context("connected above")?;
-        reader
-            .get_mut()
-            .write_all(b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n")?;
+        let request = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", self.host);
+        reader.get_mut().write_all(request.as_bytes())?;
         let mut line = String::new();
         reader.read_line(&mut line)?;
         let status: u16 = line
@@ -500,6 +525,21 @@ pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
         switch.max_s * 1000.0
     ));
 
+    let p = phase::start(&format!(
+        "end to end through `ferry serve`: {} blue/green deploys under {} req/s, then {} rollbacks",
+        e2e::DEPLOYS,
+        e2e::RATE,
+        e2e::ROLLBACKS
+    ));
+    let end_to_end = e2e::run(&ferry, &dir, &mut procs);
+    match &end_to_end {
+        Ok(m) => p.done(&format!(
+            "{} deploys, {} of {} requests failed",
+            m.deploys, m.failed, m.requests
+        )),
+        Err(e) => p.done(&format!("failed: {e:#}")),
+    }
+
     drop(procs);
     drop(scratch);
 
@@ -569,6 +609,56 @@ pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
             ),
         ),
     ];
+    let mut results = results;
+    let mut e2e_timings = Vec::new();
+    match end_to_end {
+        Ok(m) => {
+            let sw = Timing::new("end to end: healthy → switched, per deploy", &m.switch);
+            let rb = Timing::new("end to end: ferry rollback, start to exit", &m.rollback);
+            results.push(Row::new(
+                "switch time end to end, worst of deploys",
+                sw.max_s * 1000.0,
+                "ms",
+                Some(Goal::AtMost(SWITCH_GOAL_MS)),
+                &format!(
+                    "{} blue/green deploys through `ferry serve`: from the deploy's \"vN is healthy.\" step to its first step after the switch (ms timestamps); median {:.0} ms",
+                    m.deploys,
+                    sw.median_s * 1000.0
+                ),
+            ));
+            results.push(Row::new(
+                "rollback time, worst",
+                rb.max_s,
+                "s",
+                Some(Goal::AtMost(3.0)),
+                &format!(
+                    "`ferry rollback web --env prod`, {} times, from start to exit (the old release kept warm); median {:.2} s",
+                    m.rollback.len(),
+                    rb.median_s
+                ),
+            ));
+            results.push(Row::new(
+                "failed requests during blue/green deploys",
+                m.failed as f64,
+                "",
+                Some(Goal::AtMost(0.0)),
+                &format!(
+                    "{} deploys alternating two releases (python3 http.server, process target), {} req/s through the proxy (2 keep-alive connections, 1 new connection per request); {} requests sent{}",
+                    m.deploys,
+                    e2e::RATE,
+                    m.requests,
+                    if m.failures.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; first failures: {}", m.failures.join("; "))
+                    }
+                ),
+            ));
+            e2e_timings.push(sw);
+            e2e_timings.push(rb);
+        }
+        Err(e) => phase::note(&format!("the end-to-end figures are missing: {e:#}")),
+    }
     let secs = |loads: &[Load]| -> Vec<Duration> {
         // wrk's figures as the time per 1000 requests, so "min" is the best run.
         loads
@@ -584,6 +674,7 @@ pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
         Timing::new("nginx, 1000 requests (from req/s)", &secs(&nginx_loads)),
         switch,
     ];
+    let timings = timings.into_iter().chain(e2e_timings).collect();
     Ok(Report {
         suite: "deploy".into(),
         machine,
