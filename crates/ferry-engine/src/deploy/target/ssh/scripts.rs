@@ -314,10 +314,10 @@ pub fn start_docker(
     let _ = write!(
         out,
         r#"set -a; . "$D/env"; set +a
-id=$({run}) || exit 3
+id=$({run}) || {{ docker rm -f {cname} >/dev/null 2>&1; exit 3; }}
 hp=$(docker port {cname} {port}/tcp | head -n 1)
 P=${{hp##*:}}
-[ -n "$P" ] || {{ echo "Docker published no port for container port {port}" >&2; exit 3; }}
+[ -n "$P" ] || {{ echo "Docker published no port for container port {port}" >&2; docker rm -f {cname} >/dev/null 2>&1; exit 3; }}
 echo "port=$P" | tee -a "$D/meta"
 echo "container=$id"
 "#
