@@ -64,14 +64,18 @@ async fn attempt_deploy(store: &Store, job: &Job) -> Result<Option<i64>, DbError
 /// Waits for deploy `id` and reads its progress lines.
 async fn wait_existing(state: &AppState, id: i64) -> Result<api::JobDeployAnswer, ApiError> {
     let d = state.core.deployer().wait(id).await?;
-    let lines = state
+    // The same lines as `Core::job_deploy` gives the job's log.
+    let mut lines: Vec<String> = state
         .core
         .store()
         .deploy_steps(id)
         .await?
         .into_iter()
-        .map(|s| s.message)
+        .map(|s| format!("deploy {id}: {}: {}", s.phase, s.message))
         .collect();
+    if let Some(reason) = &d.reason {
+        lines.push(format!("deploy {id} {}: {reason}", d.state));
+    }
     Ok(api::JobDeployAnswer::Finished {
         deploy_id: d.id,
         release: d.release_name(),

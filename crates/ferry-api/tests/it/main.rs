@@ -8,6 +8,7 @@ mod support;
 mod agents;
 mod auth;
 mod deploys;
+mod deploys_live;
 mod events;
 mod hooks;
 mod logs;
