@@ -9,7 +9,8 @@
 //!
 //! Target implementations live in [`target`]. The rest, in reading order:
 //! `release` (a release made runnable: config, env and secrets, artifact — a `Plan`),
-//! `run` (the loop and one deploy's phases, strategies and rollback), `recover`
+//! `run` (the loop and one deploy's phases), `shift` (the strategies), `switch`
+//! (the commit point and the old release's end), `rollback`, `recover`
 //! (crash recovery, keeping live instances running, warm releases), `routes` (the
 //! proxy's table), `health` (HTTP checks) and `steps` (`migrate` and `smoke` steps).
 //! `docs/deploy.md`, "How a deploy runs", is the user's view of the same.
@@ -17,10 +18,12 @@
 mod health;
 mod recover;
 mod release;
+mod rollback;
 mod routes;
 mod run;
 mod shift;
 mod steps;
+mod switch;
 pub mod target;
 
 use ferry_store::BlobStore;

@@ -12,13 +12,13 @@
 use super::health;
 use super::recover;
 use super::release::Plan;
-use super::routes::{EnvRoute, service_name};
+use super::routes::EnvRoute;
 use super::steps;
 use super::target::{AnyTarget, Instance, Target};
 use super::{Control, HookContext, Inner};
 use ferry_config::model::{Step, Strategy};
 use ferry_proxy::Release as ProxyRelease;
-use ferry_store::db::{DbError, Deploy, LiveEnv, Switch};
+use ferry_store::db::{DbError, Deploy};
 use ferry_types::{DeployPhase, DeployState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -231,7 +231,7 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn save(&self) -> Result<(), Stop> {
+    pub(crate) async fn save(&self) -> Result<(), Stop> {
         let value =
             serde_json::to_value(&self.progress).expect("instances and strings serialize to JSON");
         self.inner
@@ -375,8 +375,12 @@ impl Run<'_> {
         for step in list {
             self.checkpoint()?;
             let r = steps::run(kind, step, &plan.dir, &env, &plan.ctx, self.cancelled()).await;
-            self.step(phase, &format!("{}.", r.message.trim_end_matches('.')))
-                .await?;
+            let line = if r.message.contains('\n') {
+                r.message.clone()
+            } else {
+                format!("{}.", r.message.trim_end_matches('.'))
+            };
+            self.step(phase, &line).await?;
             if !r.ok {
                 if self.ctl.cancel.is_cancelled() {
                     return Err(Stop::Abort(self.cancel_reason()));
@@ -528,214 +532,6 @@ impl Run<'_> {
         ProxyRelease::new(name, addrs(list))
     }
 
-    /// The commit point: makes `new` the live instances (keeping `old` warm until
-    /// `warm_until` if given), then routes every new request to `live`. The old
-    /// release's instances to stop are recorded first, so a crash right after the
-    /// switch still stops them.
-    pub(crate) async fn commit(
-        &mut self,
-        plan: &Plan,
-        new: &[Instance],
-        live: Arc<ProxyRelease>,
-        old: Vec<Instance>,
-        warm_until: Option<i64>,
-    ) -> Result<(), Stop> {
-        self.checkpoint()?;
-        let before = self.inner.routes.get(&self.d.service, &self.d.environment);
-        if warm_until.is_none() {
-            self.progress.retire = old.clone();
-        }
-        self.save().await?;
-        let keep_previous = warm_until.map(|t| (to_json(&old), t));
-        self.inner
-            .store
-            .switch_live(
-                self.d.id,
-                &self.inner.owner,
-                &Switch {
-                    instances: to_json(new),
-                    keep_previous,
-                },
-            )
-            .await?;
-        self.route(plan, live.clone(), None);
-        // After the switch nothing rolls back: the old release drains and stops.
-        let mut draining: Vec<Arc<ProxyRelease>> = Vec::new();
-        if let Some(e) = before {
-            draining.push(e.live);
-            draining.extend(e.canary.map(|(c, _)| c));
-        }
-        draining.retain(|r| !Arc::ptr_eq(r, &live));
-        let old_name = old.first().map(|i| i.release.clone());
-        match (warm_until, old_name) {
-            (_, None) => {}
-            (Some(t), Some(name)) => {
-                let secs = ((t - now_ms()).max(0) + 999) / 1000;
-                self.step_after_switch(
-                    DeployPhase::Drain,
-                    &format!("Keeping {name} warm for {secs}s for an instant rollback."),
-                )
-                .await;
-            }
-            (None, Some(name)) => {
-                self.step_after_switch(
-                    DeployPhase::Drain,
-                    &format!(
-                        "Stopping {name} once its requests in flight have finished (at most {}).",
-                        steps::humanize(self.inner.config.drain_timeout)
-                    ),
-                )
-                .await;
-                retire(
-                    self.inner.clone(),
-                    plan.target.clone(),
-                    &self.d.service,
-                    &self.d.environment,
-                    draining,
-                    old,
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// A progress line after the switch: failing to record it must not fail a deploy
-    /// that is live.
-    async fn step_after_switch(&self, phase: DeployPhase, message: &str) {
-        if let Err(e) = self
-            .inner
-            .store
-            .deploy_step(self.d.id, &self.inner.owner, phase, message)
-            .await
-        {
-            tracing::warn!(deploy = self.d.id, error = %e, "Recording a deploy step failed.");
-        }
-    }
-
-    /// Rolling back to the warm release: nothing starts, traffic moves at once.
-    async fn switch_to_warm(
-        &mut self,
-        plan: &Plan,
-        live: &LiveEnv,
-        warm: Vec<Instance>,
-    ) -> Result<(), Stop> {
-        self.step(
-            DeployPhase::Shift,
-            &format!(
-                "Release {} is still warm: switching traffic back to it at once.",
-                plan.release.name()
-            ),
-        )
-        .await?;
-        let current = instances(&live.instances);
-        let warm_until = match &plan.environment.strategy {
-            Strategy::BlueGreen(bg) if !bg.keep_old_for.is_zero() => {
-                Some(now_ms() + bg.keep_old_for.as_millis() as i64)
-            }
-            _ => None,
-        };
-        let arc = ProxyRelease::new(plan.release.name(), addrs(&warm));
-        self.commit(plan, &warm, arc, current, warm_until).await
-    }
-
-    /// Undoes a deploy stopped before its switch: routes back to the live release,
-    /// stops (after draining) everything this deploy started, sweeps leftovers and
-    /// makes sure every live instance runs again.
-    pub(crate) async fn roll_back(&mut self, reason: &str) {
-        let first_line = reason.lines().next().unwrap_or(reason);
-        self.step_after_switch(
-            DeployPhase::Rollback,
-            &format!(
-                "Rolling back: {}",
-                if first_line.ends_with('.') {
-                    first_line.to_owned()
-                } else {
-                    format!("{first_line}.")
-                }
-            ),
-        )
-        .await;
-        let service = self.d.service.clone();
-        let environment = self.d.environment.clone();
-        let live = match self.inner.store.live_env(&service, &environment).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(deploy = self.d.id, error = %e, "Reading the live release failed during a rollback.");
-                None
-            }
-        };
-        let target = self.target.clone();
-        // Routes first: no new request may reach what is about to stop.
-        let before = self.inner.routes.get(&service, &environment);
-        let mut draining: Vec<Arc<ProxyRelease>> = Vec::new();
-        if let Some(e) = &before {
-            draining.push(e.live.clone());
-            draining.extend(e.canary.clone().map(|(c, _)| c));
-        }
-        match (&live, &before) {
-            (Some(l), Some(e)) => {
-                let old = instances(&l.instances);
-                let mut alive = Vec::new();
-                for i in &old {
-                    if self.alive(i).await {
-                        alive.push(i.clone());
-                    }
-                }
-                let name = format!("v{}", l.release_number);
-                let arc = if e.live.name() == name && e.live.instances() == addrs(&alive).as_slice()
-                {
-                    e.live.clone()
-                } else {
-                    ProxyRelease::new(name, addrs(&alive))
-                };
-                draining.retain(|r| !Arc::ptr_eq(r, &arc));
-                self.inner.routes.set(
-                    &service,
-                    &environment,
-                    Some(EnvRoute {
-                        routes: e.routes.clone(),
-                        live: arc,
-                        canary: None,
-                    }),
-                );
-            }
-            (None, _) => self.inner.routes.set(&service, &environment, None),
-            (Some(_), None) => {}
-        }
-        drain(&draining, self.inner.config.drain_timeout).await;
-        if let Some(target) = &target {
-            for i in &self.progress.started {
-                if let Err(e) = target.stop(i, self.inner.config.grace).await {
-                    tracing::error!(deploy = self.d.id, instance = %i.name, error = %e, "Stopping a new instance during a rollback failed.");
-                }
-            }
-        }
-        let stopped = self.progress.started.len();
-        recover::settle_env(self.inner, &service, &environment, true).await;
-        self.step_after_switch(
-            DeployPhase::Rollback,
-            &match &live {
-                Some(l) => format!(
-                    "Stopped {stopped} new instance{}; v{} still serves `{environment}`.",
-                    if stopped == 1 { "" } else { "s" },
-                    l.release_number
-                ),
-                None => format!(
-                    "Stopped {stopped} new instance{}; `{environment}` has no live release.",
-                    if stopped == 1 { "" } else { "s" }
-                ),
-            },
-        )
-        .await;
-    }
-
-    async fn alive(&self, instance: &Instance) -> bool {
-        match &self.target {
-            Some(t) => t.alive(instance).await,
-            None => true,
-        }
-    }
-
     /// Waits for a person to promote a blue-green release (`auto_promote: false`).
     pub(crate) async fn wait_promotion(&self, plan: &Plan) -> Result<(), Stop> {
         self.step(
@@ -764,47 +560,6 @@ impl Run<'_> {
         self.step(DeployPhase::Shift, &format!("Promoted by {by}."))
             .await
     }
-}
-
-/// Waits until every release in `list` that the proxy retired has no request in
-/// flight, at most `timeout`.
-pub(crate) async fn drain(list: &[Arc<ProxyRelease>], timeout: Duration) {
-    let waits = list.iter().filter(|r| r.is_retired()).map(|r| r.drained());
-    let _ = tokio::time::timeout(timeout, futures_util::future::join_all(waits)).await;
-}
-
-/// Drains and then stops the old release's instances in the background, so the next
-/// deploy does not wait for a long request (a stream, a WebSocket) on the old one.
-/// A crash meanwhile leaves them to the sweep at the next start.
-pub(crate) fn retire(
-    inner: Arc<Inner>,
-    target: AnyTarget,
-    service: &str,
-    environment: &str,
-    draining: Vec<Arc<ProxyRelease>>,
-    old: Vec<Instance>,
-) {
-    let (service, environment) = (service.to_owned(), environment.to_owned());
-    tokio::spawn(async move {
-        drain(&draining, inner.config.drain_timeout).await;
-        for i in &old {
-            if let Err(e) = target.stop(i, inner.config.grace).await {
-                tracing::error!(instance = %i.name, error = %e, "Stopping an old instance failed; stop it by hand.");
-            }
-        }
-        if let (Some(proxy), Some(first)) = (&inner.config.proxy, old.first()) {
-            let live = inner.routes.get(&service, &environment);
-            let still_routed = live.is_some_and(|e| {
-                e.live.name() == first.release
-                    || e.canary.is_some_and(|(c, _)| c.name() == first.release)
-            });
-            if !still_routed {
-                proxy
-                    .metrics()
-                    .forget(&service_name(&service, &environment), &first.release);
-            }
-        }
-    });
 }
 
 /// Waits for a restarted instance's health check; a failure is only logged (the

@@ -7,8 +7,9 @@
 
 use super::release::Plan;
 use super::routes::service_name;
-use super::run::{Run, Stop, addrs, drain, now_ms};
+use super::run::{Run, Stop, addrs, now_ms};
 use super::steps::humanize;
+use super::switch::drain;
 use super::target::{Instance, Target};
 use ferry_config::model::{Analysis, BlueGreen, Canary, Rolling};
 use ferry_proxy::Release as ProxyRelease;

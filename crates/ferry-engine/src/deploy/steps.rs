@@ -46,6 +46,18 @@ pub(crate) async fn run(
         ok: step.allow_failure,
         message: format!("{kind} step `{name}` {why}"),
     };
+    if let Some(condition) = &step.condition {
+        match condition.evaluate(ctx) {
+            Ok(true) => {}
+            Ok(false) => {
+                return StepResult {
+                    ok: true,
+                    message: format!("{kind} step `{name}` skipped: its `if` is false"),
+                };
+            }
+            Err(e) => return fail(format!("has an `if` that could not be evaluated: {e}")),
+        }
+    }
     let script = match ferry_config::interpolate(&step.run, ctx) {
         Ok(s) => s,
         Err(e) => return fail(format!("could not be rendered: {e}")),
@@ -224,6 +236,28 @@ mod tests {
             r.message,
             "smoke step `false | true` failed with exit code 1"
         );
+    }
+
+    #[tokio::test]
+    async fn a_step_whose_if_is_false_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = step("touch ran");
+        s.condition = Some(ferry_config::Expr::new("ferry.sha == 'other'").unwrap());
+        let r = run(
+            "migrate",
+            &s,
+            dir.path(),
+            &BTreeMap::new(),
+            &EvalContext::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+        assert!(r.ok);
+        assert_eq!(
+            r.message,
+            "migrate step `touch ran` skipped: its `if` is false"
+        );
+        assert!(!dir.path().join("ran").exists());
     }
 
     #[tokio::test]
