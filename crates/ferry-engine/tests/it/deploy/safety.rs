@@ -357,3 +357,48 @@ async fn promotion_deploys_the_release_live_in_the_previous_environment() {
         "cannot promote `web` from `prod` to itself: name the next environment"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_rolling_deploy_starts_the_old_instances_it_had_stopped() {
+    let lab = Lab::new().await;
+    // No surge: each batch first takes an old instance out and stops it.
+    let rolling = "        rolling:\n          instances: 3\n          max_surge: 0\n          max_unavailable: 1";
+    let v1 = lab.release(&yml("one", "ok", rolling, "")).await;
+    assert_eq!(lab.deploy(v1.number).await.state, DeployState::Succeeded);
+    let before = lab.store.live_env("web", "prod").await.unwrap().unwrap();
+    let bad = yml("two", "unhealthy", rolling, "").replace("retries: 60", "retries: 10");
+    let v2 = lab.release(&bad).await;
+    let d = lab.deploy(v2.number).await;
+    assert_eq!(d.state, DeployState::RolledBack);
+    assert!(
+        d.reason.as_deref().unwrap_or("").contains("is not healthy"),
+        "{:?}",
+        d.reason
+    );
+    let after = lab.store.live_env("web", "prod").await.unwrap().unwrap();
+    assert_eq!(after.release_number, 1);
+    let names = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&after.instances),
+        ["web-prod-v1-0", "web-prod-v1-1", "web-prod-v1-2"]
+    );
+    assert_ne!(
+        after.instances, before.instances,
+        "the stopped instance was started again (on a new port)"
+    );
+    for i in 0..3 {
+        assert!(running(
+            &lab.instance_dir(&format!("web-prod-v1-{i}")).join("pid")
+        ));
+    }
+    assert!(!running(&lab.instance_dir("web-prod-v2-0").join("pid")));
+    for _ in 0..6 {
+        assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
+    }
+}
