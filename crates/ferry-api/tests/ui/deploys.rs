@@ -405,6 +405,96 @@ async fn the_confirmation_works_without_the_script() -> TestResult {
     Ok(())
 }
 
+/// A deploy of v1 to `staging` waiting for approval.
+async fn waiting(server: &Seeded) -> TestResult<Deploy> {
+    Ok(server
+        .store()
+        .create_deploy(&NewDeploy {
+            service: "shop".into(),
+            environment: "staging".into(),
+            release_id: server.v1.id,
+            kind: DeployKind::Deploy,
+            requested_by: "dave".into(),
+            run_id: None,
+            job: None,
+            needs_approval: true,
+        })
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_approve_and_cancel_deploys_and_developers_cannot() -> TestResult {
+    let server = Seeded::start().await?;
+    let http = Http::new(&server.base);
+    let developer = server.token("dev", Role::Developer).await?;
+    let operator = server.token("ops", Role::Operator).await?;
+    let first = waiting(&server).await?;
+    let path = format!("/deploys/{}", first.id);
+
+    let seen = http.get(&path, Some(&developer)).await?;
+    assert!(seen.body.contains("An operator can approve or cancel it."));
+    assert!(!seen.body.contains("approve-form"));
+    let csrf = csrf_of(&http.get("/projects/shop", Some(&developer)).await?.body)
+        .ok_or("the project page has a form")?;
+    let refused = http
+        .post(
+            &format!("/ui/deploys/{}/approve", first.id),
+            Some(&developer),
+            &format!("csrf={csrf}"),
+        )
+        .await?;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.store().deploy(first.id).await?.state,
+        DeployState::WaitingApproval
+    );
+
+    let page = http.get(&path, Some(&operator)).await?;
+    assert!(page.body.contains("id=\"approve-form\""));
+    let csrf = csrf_of(&page.body).ok_or("the deploy page has forms")?;
+    let cancelled = http
+        .post(
+            &format!("/ui/deploys/{}/cancel", first.id),
+            Some(&operator),
+            &format!("csrf={csrf}"),
+        )
+        .await?;
+    assert_eq!(cancelled.status, StatusCode::SEE_OTHER);
+    assert_eq!(cancelled.header(header::LOCATION), path);
+    assert_eq!(
+        server.store().deploy(first.id).await?.state,
+        DeployState::Cancelled
+    );
+    let late = http
+        .post(
+            &format!("/ui/deploys/{}/approve", first.id),
+            Some(&operator),
+            &format!("csrf={csrf}"),
+        )
+        .await?;
+    assert_eq!(
+        late.status,
+        StatusCode::CONFLICT,
+        "a cancelled deploy cannot be approved: {}",
+        late.body
+    );
+
+    let second = waiting(&server).await?;
+    let approved = http
+        .post(
+            &format!("/ui/deploys/{}/approve", second.id),
+            Some(&operator),
+            &format!("csrf={csrf}"),
+        )
+        .await?;
+    assert_eq!(approved.status, StatusCode::SEE_OTHER);
+    let after = server.store().deploy(second.id).await?;
+    assert_ne!(after.state, DeployState::WaitingApproval);
+    assert_eq!(after.approved_by.as_deref(), Some("ui:ops"));
+    server.stop().await;
+    Ok(())
+}
+
 // ---- in Chromium --------------------------------------------------------------------
 
 const MISSING: &str = "the web UI test drives headless Chromium and needs `chromium` and \
@@ -681,19 +771,7 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
     // A deploy waiting for approval: its page offers Approve, and follows the deploy
     // live once it is approved elsewhere (v1's tarball is not in the blob store, so
     // the engine fails it in its first phase).
-    let waiting = server
-        .store()
-        .create_deploy(&NewDeploy {
-            service: "shop".into(),
-            environment: "staging".into(),
-            release_id: server.v1.id,
-            kind: DeployKind::Deploy,
-            requested_by: "dave".into(),
-            run_id: None,
-            job: None,
-            needs_approval: true,
-        })
-        .await?;
+    let waiting = waiting(server).await?;
     c.goto(&format!("{base}/deploys/{}", waiting.id)).await?;
     let approve = c
         .wait()
