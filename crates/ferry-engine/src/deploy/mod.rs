@@ -197,6 +197,8 @@ pub(crate) struct Inner {
     controls: Mutex<HashMap<i64, Arc<Control>>>,
     /// Pre-migration hooks.
     hooks: RwLock<Vec<Arc<dyn PreMigrateHook>>>,
+    /// Old instances draining before they stop (sweeps leave them alone).
+    retiring: Mutex<Vec<target::Instance>>,
 }
 
 /// How a person reaches a running deploy: cancel it, or promote a blue-green release
@@ -235,6 +237,7 @@ impl Deployer {
                 wake: Notify::new(),
                 controls: Mutex::new(HashMap::new()),
                 hooks: RwLock::new(Vec::new()),
+                retiring: Mutex::new(Vec::new()),
             }),
         }
     }

@@ -191,7 +191,11 @@ async fn sweep(
     environment: &str,
     live: Option<&LiveEnv>,
 ) {
-    let mut keep: Vec<Instance> = Vec::new();
+    let mut keep: Vec<Instance> = inner
+        .retiring
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     if let Some(l) = live {
         keep.extend(instances(&l.instances));
         if let Some(w) = &l.previous {
@@ -207,7 +211,6 @@ async fn sweep(
             tracing::warn!(service, environment, error = %e, "Sweeping leftover instances failed.");
         }
     }
-    let _ = inner;
 }
 
 /// The target of `environment` in a release's config.

@@ -146,6 +146,11 @@ pub(crate) fn retire(
     old: Vec<Instance>,
 ) {
     let (service, environment) = (service.to_owned(), environment.to_owned());
+    inner
+        .retiring
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(old.iter().cloned());
     tokio::spawn(async move {
         drain(&draining, inner.config.drain_timeout).await;
         for i in &old {
@@ -153,6 +158,11 @@ pub(crate) fn retire(
                 tracing::error!(instance = %i.name, error = %e, "Stopping an old instance failed; stop it by hand.");
             }
         }
+        inner
+            .retiring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| !old.contains(r));
         if let (Some(proxy), Some(first)) = (&inner.config.proxy, old.first()) {
             let live = inner.routes.get(&service, &environment);
             let still_routed = live.is_some_and(|e| {
