@@ -632,7 +632,7 @@ pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
                 "s",
                 Some(Goal::AtMost(3.0)),
                 &format!(
-                    "`ferry rollback web --env prod`, {} times, from start to exit (the old release kept warm); median {:.2} s",
+                    "`ferry rollback web --env prod`, {} times, from start to exit, cold (the old release is not kept warm: it starts and passes its health check again); median {:.2} s",
                     m.rollback.len(),
                     rb.median_s
                 ),

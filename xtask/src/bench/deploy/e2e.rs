@@ -3,7 +3,8 @@
 //! `process` target, blue-green), then, under a steady load through the server's
 //! proxy, [`DEPLOYS`] blue/green deploys alternating between the two releases with
 //! `ferry deploy`, then [`ROLLBACKS`] `ferry rollback`s timed from the command's start
-//! to its exit.
+//! to its exit. The old release is not kept warm (`keep_old_for: 0s`), so every deploy
+//! starts, checks and switches to new instances, and every rollback is a cold one.
 
 use super::{Client, Procs, free_port, wait_listening};
 use crate::proc;
@@ -54,12 +55,14 @@ deploy:
     path: /release.txt
     interval: 50ms
     timeout: 2s
-    retries: 200
+    retries: 100
   environments:
     prod:
       routes:
         - host: web.test
-      strategy: blue-green
+      strategy:
+        blue-green:
+          keep_old_for: 0s
 "#;
 
 struct Server {
