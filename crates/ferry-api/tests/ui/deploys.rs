@@ -8,11 +8,11 @@ use crate::support::{Http, TestResult, csrf_of, git_repo};
 use axum::http::{StatusCode, header};
 use fantoccini::{Client, ClientBuilder, Locator};
 use ferry_api::{ApiConfig, AppState};
-use ferry_engine::server::{Core, CoreConfig, CoreTasks};
+use ferry_engine::server::{Core, CoreConfig, CoreTasks, TriggerOutcome, TriggerRequest};
 use ferry_store::db::{
     Deploy, DeployQuery, NewDeploy, NewProject, NewRelease, Release, ReleaseArtifact, Store, Switch,
 };
-use ferry_types::{DeployKind, DeployPhase, DeployState, Role};
+use ferry_types::{DeployKind, DeployPhase, DeployState, Role, Trigger};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -286,6 +286,53 @@ async fn pages_show_services_releases_and_deploy_progress() -> TestResult {
         !shown.body.contains("data-stream="),
         "a finished deploy opens no stream"
     );
+
+    // A run whose job asked for a deploy links to it.
+    let run = match server
+        .core
+        .trigger(TriggerRequest {
+            project: "shop".into(),
+            git_ref: None,
+            sha: None,
+            trigger: Trigger::Manual,
+            changed_paths: None,
+            delivery_id: None,
+        })
+        .await?
+    {
+        TriggerOutcome::Started(run) => run,
+        TriggerOutcome::Filtered(why) => return Err(format!("the run was filtered: {why}").into()),
+    };
+    let asked = server
+        .store()
+        .create_deploy(&NewDeploy {
+            service: "shop".into(),
+            environment: "staging".into(),
+            release_id: server.v1.id,
+            kind: DeployKind::Deploy,
+            requested_by: "ferry".into(),
+            run_id: Some(run.id),
+            job: Some("build".into()),
+            needs_approval: true,
+        })
+        .await?;
+    let run_page = http
+        .get(&format!("/runs/{}", run.id), Some(&viewer))
+        .await?;
+    assert!(
+        run_page.body.contains(&format!(
+            "<a href=\"/deploys/{}\">shop v1 → staging</a>",
+            asked.id
+        )),
+        "the run page links to its deploy"
+    );
+    let deploy_page = http
+        .get(&format!("/deploys/{}", asked.id), Some(&viewer))
+        .await?;
+    assert!(deploy_page.body.contains(&format!(
+        "<a href=\"/runs/{}\">#{}</a> build",
+        run.id, run.id
+    )));
 
     let missing = http.get("/services/nope", Some(&viewer)).await?;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);

@@ -362,6 +362,49 @@ pub(in crate::ui) async fn stream(
     Ok(response)
 }
 
+/// Events of a run read to find its deploys (a run has a few per job).
+const RUN_EVENTS_READ: i64 = 10_000;
+
+/// The deploys run `run_id`'s jobs asked for (`deploy: ENV`), oldest first.
+pub(in crate::ui) async fn of_run(store: &Store, run_id: i64) -> Result<Vec<Deploy>, DbError> {
+    let events = store
+        .list_events(&ferry_store::db::EventQuery {
+            run_id: Some(run_id),
+            limit: RUN_EVENTS_READ,
+            ..Default::default()
+        })
+        .await?;
+    let mut deploys = Vec::new();
+    for event in events.iter().filter(|e| e.kind == EventKind::DeployQueued) {
+        let Some(id) = event.data.get("deploy_id").and_then(|v| v.as_i64()) else {
+            continue;
+        };
+        match store.deploy(id).await {
+            Ok(d) => deploys.push(d),
+            Err(DbError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deploys)
+}
+
+/// The run page's "Deploys" fact: each deploy its jobs made, with its state.
+pub(in crate::ui) fn run_fact(deploys: &[Deploy]) -> Markup {
+    html! {
+        @if !deploys.is_empty() {
+            div.wide {
+                dt { "Deploys" }
+                dd.run-deploys {
+                    @for d in deploys {
+                        a href={ "/deploys/" (d.id) } { (d.service) " " (d.release_name()) " → " (d.environment) }
+                        " " (badge(d.state.as_str())) " "
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

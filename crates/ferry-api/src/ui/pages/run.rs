@@ -104,6 +104,7 @@ pub(in crate::ui) async fn show(
         .await?
         .ok_or_else(|| UiError::NotFound(format!("run `{id}` not found")))?;
     let jobs = store.list_jobs(id).await?;
+    let deploys = super::deploys::of_run(store, id).await?;
     let data = json!({
         "run_id": run.id,
         "stream": format!("/ui/runs/{}/stream", run.id),
@@ -127,6 +128,7 @@ pub(in crate::ui) async fn show(
             div { dt { "Trigger" } dd { (run.trigger.as_str()) } }
             div { dt { "Queued" } dd { (time(run.created_at)) } }
             div { dt { "Duration" } dd #run-duration { (duration(run.started_at, run.finished_at)) } }
+            (super::deploys::run_fact(&deploys))
         }
         (approvals(&session, &run, &jobs))
         section.graph-section aria-labelledby="graph-h" {
