@@ -285,6 +285,14 @@ impl Deployer {
             .join(name)
     }
 
+    /// Stops every instance: those of live and warm releases on their targets, and
+    /// every process of the `process` target (draining ones included). The live state
+    /// is kept, so the next [`Deployer::start`] starts the live releases again. For
+    /// taking a server out of service, and for tests.
+    pub async fn stop_instances(&self) -> Result<(), DeployError> {
+        recover::stop_everything(&self.inner).await
+    }
+
     /// Creates (or reuses) the release of the service declared in `req.config`.
     pub async fn create_release(&self, req: ReleaseRequest) -> Result<Release, DeployError> {
         let service = release::parse_deploy(&req.config).map_err(DeployError::Config)?;

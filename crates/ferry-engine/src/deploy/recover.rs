@@ -359,3 +359,44 @@ async fn expire_warm(inner: &Arc<Inner>) {
         }
     }
 }
+
+/// Stops every instance Ferry runs for this server (see `Deployer::stop_instances`).
+pub(crate) async fn stop_everything(inner: &Arc<Inner>) -> Result<(), DeployError> {
+    for live in inner.store.live_envs().await? {
+        let Some(target) = target_of(inner, live.release_id, &live.environment).await else {
+            continue;
+        };
+        let mut list = instances(&live.instances);
+        if let Some(w) = &live.previous {
+            list.extend(instances(&w.instances));
+        }
+        for i in &list {
+            if let Err(e) = target.stop(i, inner.config.grace).await {
+                tracing::warn!(instance = %i.name, error = %e, "Stopping an instance failed.");
+            }
+        }
+    }
+    let root = inner.data_dir.join("instances");
+    let process = super::target::process::ProcessTarget::new(&root);
+    for service in read_names(&root) {
+        for environment in read_names(&root.join(&service)) {
+            if let Err(e) = process.sweep(&service, &environment, &[]).await {
+                tracing::warn!(service, environment, error = %e, "Stopping processes failed.");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The names of the directories in `dir` (none when it cannot be read).
+fn read_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -90,4 +90,17 @@ async fn a_restart_starts_live_instances_that_died_and_routes_to_them() {
         after.instances, before.instances,
         "the new instance is recorded"
     );
+
+    // Taking the server out of service stops its instances, and keeps the live state.
+    lab.deployer.stop_instances().await.unwrap();
+    assert!(!running(&lab.instance_dir("web-prod-v1-0").join("pid")));
+    assert_eq!(
+        lab.store
+            .live_env("web", "prod")
+            .await
+            .unwrap()
+            .unwrap()
+            .instances,
+        after.instances
+    );
 }

@@ -71,6 +71,8 @@ static SHAS: AtomicU64 = AtomicU64::new(1);
 
 /// A store, a proxy, a deployer.
 pub struct Lab {
+    /// First, to be dropped before the data directory is deleted.
+    reaper: Reaper,
     pub data: TempDir,
     pub store: Store,
     pub proxy: Proxy,
@@ -79,6 +81,46 @@ pub struct Lab {
     pub shutdown: CancellationToken,
     pub task: Option<JoinHandle<()>>,
     proxy_stop: CancellationToken,
+}
+
+/// Kills every instance process left under a data directory when the lab ends, even
+/// when a test fails: instances outlive their server by design.
+struct Reaper {
+    instances: Option<PathBuf>,
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let Some(root) = self.instances.take() else {
+            return;
+        };
+        let dirs = |p: &Path| -> Vec<PathBuf> {
+            std::fs::read_dir(p)
+                .map(|e| {
+                    e.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for service in dirs(&root) {
+            for env in dirs(&service) {
+                for instance in dirs(&env) {
+                    let _ = std::fs::write(instance.join("owner"), "stopped");
+                    if running(&instance.join("pid"))
+                        && let Ok(text) = std::fs::read_to_string(instance.join("pid"))
+                        && let Some(Ok(pid)) = text.split_whitespace().next().map(str::parse::<i32>)
+                    {
+                        let _ = nix::sys::signal::killpg(
+                            nix::unistd::Pid::from_raw(pid),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Settings for the tests: short drains and grace.
@@ -134,6 +176,9 @@ impl Lab {
             "test-server".into(),
             config(&proxy),
         );
+        let reaper = Reaper {
+            instances: Some(data.path().join("instances")),
+        };
         Lab {
             data,
             store,
@@ -143,6 +188,7 @@ impl Lab {
             shutdown: CancellationToken::new(),
             task: None,
             proxy_stop,
+            reaper,
         }
     }
 
@@ -159,6 +205,7 @@ impl Lab {
     /// processes it started keep running) and the proxy; returns the data directory
     /// and store for a restarted lab.
     pub async fn crash(mut self) -> (TempDir, Store) {
+        self.reaper.instances = None;
         self.shutdown.cancel();
         if let Some(t) = self.task.take() {
             t.abort();
