@@ -104,3 +104,100 @@ async fn a_restart_starts_live_instances_that_died_and_routes_to_them() {
         after.instances
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_cut_short_after_its_switch_is_finished_on_restart() {
+    use ferry_engine::deploy::target::process::ProcessTarget;
+    use ferry_engine::deploy::target::{Artifact, InstanceSpec, Target};
+    use ferry_store::db::{NewDeploy, Switch};
+    use ferry_types::DeployKind;
+
+    let lab = Lab::new().await;
+    let v1 = lab.release(&yml("one", "ok", BLUE_GREEN, "")).await;
+    assert_eq!(lab.deploy(v1.number).await.state, DeployState::Succeeded);
+    let v2 = lab.release(&yml("two", "ok", BLUE_GREEN, "")).await;
+    let (data, store) = lab.crash().await;
+
+    // What the crashed server had done: claimed the deploy, started v2, recorded v1 to
+    // stop, and switched — then it died before stopping v1 and finishing.
+    let d = store
+        .create_deploy(&NewDeploy {
+            service: "web".into(),
+            environment: "prod".into(),
+            release_id: v2.id,
+            kind: DeployKind::Deploy,
+            requested_by: "test".into(),
+            run_id: None,
+            job: None,
+            needs_approval: false,
+        })
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(30);
+    let d = store
+        .claim_deploy("test-server", lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(app.path().join("app.py"), super::support::APP).unwrap();
+    let target = ProcessTarget::new(data.path().join("instances"));
+    let v2_instance = target
+        .start(&InstanceSpec {
+            service: "web".into(),
+            environment: "prod".into(),
+            release: "v2".into(),
+            index: 0,
+            artifact: Artifact::Tarball {
+                file: app.path().join("none.tar"),
+                dir: app.path().to_path_buf(),
+                digest: "sha256:00".into(),
+            },
+            command: Some("exec python3 app.py".into()),
+            port: None,
+            env: [("RELEASE".to_string(), "two".to_string())].into(),
+            host: None,
+            health_path: "/healthz".into(),
+        })
+        .await
+        .unwrap();
+    let live = store.live_env("web", "prod").await.unwrap().unwrap();
+    let v1_instances = live.instances.clone();
+    let progress = serde_json::json!({ "started": [v2_instance], "retire": v1_instances });
+    store
+        .save_deploy_progress(d.id, "test-server", &progress)
+        .await
+        .unwrap();
+    store
+        .switch_live(
+            d.id,
+            "test-server",
+            &Switch {
+                instances: serde_json::json!([v2_instance]),
+                keep_previous: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    let mut lab = Lab::on(data, store).await;
+    lab.start().await;
+    let d = lab.store.deploy(d.id).await.unwrap();
+    assert_eq!(d.state, DeployState::Succeeded, "{}", lab.steps(d.id).await);
+    assert!(
+        !running(&lab.instance_dir("web-prod-v1-0").join("pid")),
+        "v1 was stopped"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // v2 may still be starting.
+        match lab.get("/").await {
+            Ok((200, body)) => {
+                assert_eq!(body, "release=two");
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "v2 never answered: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

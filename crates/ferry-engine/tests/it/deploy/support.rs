@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 /// The service: `/` answers `release=$RELEASE` (500 with `MODE=5xx`), `/healthz` 200
 /// (503 with `MODE=unhealthy`), `/smoke` 200 (500 with `MODE=badsmoke`), `/stream?n=N`
 /// N chunks 100 ms apart. HTTP/1.1 with keep-alive, one thread per connection.
-const APP: &str = r#"
+pub const APP: &str = r#"
 import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
