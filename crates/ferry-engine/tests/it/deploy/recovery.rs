@@ -120,7 +120,7 @@ async fn a_deploy_cut_short_after_its_switch_is_finished_on_restart() {
 
     // What the crashed server had done: claimed the deploy, started v2, recorded v1 to
     // stop, and switched — then it died before stopping v1 and finishing.
-    let d = store
+    let queued = store
         .create_deploy(&NewDeploy {
             service: "web".into(),
             environment: "prod".into(),
