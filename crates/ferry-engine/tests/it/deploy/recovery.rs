@@ -139,6 +139,7 @@ async fn a_deploy_cut_short_after_its_switch_is_finished_on_restart() {
         .await
         .unwrap()
         .unwrap();
+    assert_eq!(d.id, queued.id);
     let app = tempfile::tempdir().unwrap();
     std::fs::write(app.path().join("app.py"), super::support::APP).unwrap();
     let target = ProcessTarget::new(data.path().join("instances"));
