@@ -7,7 +7,7 @@ use crate::support::{output, stderr, stdout};
 #[test]
 fn deploy_commands_explain_a_server_with_no_services() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServerProc::start(&dir.path().join("data"), &[]);
+    let server = ServerProc::start(&dir.path().join("data"), &["--no-proxy"]);
     let token = server.token.clone().expect("admin token");
 
     // `ferry releases` of an unknown service: exit 2, the server's words and hint.
@@ -91,4 +91,177 @@ fn deploy_commands_explain_a_server_with_no_services() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("operator"), "{}", stderr(&out));
+}
+
+/// A pipeline whose job `ship` deploys service `web` (Python's HTTP server, checked at
+/// `health`) to `staging`.
+fn service_yml(health: &str) -> String {
+    format!(
+        "on: [push, manual]
+jobs:
+  ship:
+    deploy: staging
+    steps:
+      - echo shipping
+deploy:
+  name: web
+  command: exec python3 -m http.server $PORT --bind 127.0.0.1
+  healthcheck:
+    path: {health}
+    interval: 50ms
+    timeout: 2s
+    retries: 20
+  environments:
+    staging:
+      strategy:
+        blue-green:
+          keep_old_for: 0s
+"
+    )
+}
+
+/// Stops the service processes the deploys left running when the test ends, however
+/// it ends (they outlive the server by design: a restarted server takes them over).
+struct Instances(std::path::PathBuf);
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        let Ok(envs) = std::fs::read_dir(self.0.join("instances/web")) else {
+            return;
+        };
+        for env in envs.flatten() {
+            for instance in std::fs::read_dir(env.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if let Ok(text) = std::fs::read_to_string(instance.path().join("pid"))
+                    && let Some(pid) = text.split_whitespace().next()
+                {
+                    let _ = std::process::Command::new("kill").arg(pid).status();
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn deploy_follows_a_deploy_to_its_end_and_exits_with_its_outcome() {
+    use crate::harness::{add_project, job, trigger, wait_finished};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _instances = Instances(data.clone());
+    let server = ServerProc::start(&data, &["--proxy-listen", "127.0.0.1:0"]);
+    let token = server.token.clone().expect("admin token");
+    let repo =
+        crate::support::Repo::new(&[("ferry.yml", &service_yml("/")), ("index.html", "v1\n")]);
+    add_project(&server, &token, "shop", repo.path());
+
+    // The pipeline's `deploy: staging` job makes v1 and deploys it.
+    let run = trigger(&server, &token, "shop");
+    let detail = wait_finished(&server, &token, run, Duration::from_secs(90));
+    assert_eq!(job(&detail, "ship")["status"], "success", "{detail:#}");
+    let out = output(server.cli(&token).arg("services"));
+    assert!(out.status.success());
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .map(str::to_string)
+        .expect("web is listed");
+    assert!(
+        line.contains("shop") && line.contains("staging") && line.contains("v1"),
+        "{line}"
+    );
+    let out = output(server.cli(&token).args(["releases", "web"]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.starts_with("RELEASE"), "{text}");
+    let v1 = text.lines().nth(1).expect("a release");
+    assert!(v1.starts_with("v1 ") && v1.contains("staging"), "{v1}");
+    assert!(
+        v1.contains(&format!(" {run}")),
+        "the run that built it: {v1}"
+    );
+
+    // `ferry deploy` prints each step and ends 0 when the release is live.
+    let out = output(
+        server
+            .cli(&token)
+            .args(["deploy", "web", "--env", "staging"]),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("`web` v1 is live in `staging`"), "{text}");
+    for phase in ["start ", "health ", "shift "] {
+        assert!(
+            text.lines().any(|l| l.starts_with(phase)),
+            "no {phase}line in:\n{text}"
+        );
+    }
+    assert!(
+        stderr(&out).contains("Deploy "),
+        "the queued line: {}",
+        stderr(&out)
+    );
+
+    // v2 never gets healthy: its job fails, and deploying it by hand exits 1 with why.
+    std::fs::write(repo.path().join("ferry.yml"), service_yml("/missing")).unwrap();
+    repo.commit_all("v2");
+    let run = trigger(&server, &token, "shop");
+    let detail = wait_finished(&server, &token, run, Duration::from_secs(90));
+    assert_eq!(job(&detail, "ship")["status"], "failure", "{detail:#}");
+    let out =
+        output(
+            server
+                .cli(&token)
+                .args(["deploy", "web", "--env", "staging", "--release", "v2"]),
+        );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("v2 to `staging` was rolled back: "), "{err}");
+    assert!(
+        err.contains("not healthy") && err.contains("v1 is still live"),
+        "{err}"
+    );
+
+    // The history, and one deploy step by step.
+    let out = output(
+        server
+            .cli(&token)
+            .args(["deploys", "web", "--env", "staging"]),
+    );
+    assert!(out.status.success());
+    let text = stdout(&out);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 4, "two job deploys, two by hand:\n{text}");
+    assert!(
+        rows[0].contains("v1 → v2") && rows[0].contains("rolled_back"),
+        "{text}"
+    );
+    let id = rows[0].split_whitespace().next().unwrap();
+    let out = output(server.cli(&token).args(["deploys", "show", id]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "Deploy {id} of `web` v1 → v2 to `staging`: rolled_back"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("TIME") && text.contains("rollback"), "{text}");
+
+    // Only v1 ever went live: nothing to roll back to.
+    let out = output(
+        server
+            .cli(&token)
+            .args(["rollback", "web", "--env", "staging"]),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nothing to roll back to"),
+        "{}",
+        stderr(&out)
+    );
 }

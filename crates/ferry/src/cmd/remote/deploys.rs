@@ -287,7 +287,10 @@ fn outcome(ctx: &Ctx, d: &DeployInfo) -> Result<(), Failure> {
             Ok(())
         }
         state => {
-            let reason = d.reason.as_deref().unwrap_or("no reason was recorded");
+            let reason = d
+                .reason
+                .as_deref()
+                .map_or("no reason was recorded", |r| r.trim_end_matches('.'));
             let what = match state {
                 DeployState::RolledBack => "was rolled back",
                 DeployState::Cancelled => "was cancelled",
@@ -322,7 +325,7 @@ async fn follow(ctx: &Ctx, id: i64) -> Result<DeployDetail, Failure> {
         let seen = printed;
         for step in detail.steps.iter().filter(|s| s.seq > seen) {
             if !ctx.json {
-                bar.suspend(|| println!("{:<11} {}", step.phase, step.message));
+                bar.suspend(|| println!("{:<11} {}", step.phase.as_str(), step.message));
             }
             printed = step.seq;
         }
