@@ -174,6 +174,7 @@ async fn rollback_to_a_warm_release_switches_back_at_once() {
     let d = lab.wait(d.id).await;
     let took = started.elapsed();
     assert_eq!(d.state, DeployState::Succeeded, "{}", lab.steps(d.id).await);
+    eprintln!("rollback to the warm release took {took:?}");
     assert!(took < Duration::from_secs(3), "the rollback took {took:?}");
     assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
     let steps = lab.steps(d.id).await;
