@@ -283,7 +283,7 @@ async fn pages_show_services_releases_and_deploy_progress() -> TestResult {
         assert!(shown.body.contains(want), "the deploy page shows {want}");
     }
     assert!(
-        !shown.body.contains("data-stream="),
+        !shown.body.contains("data-live-part="),
         "a finished deploy opens no stream"
     );
 
@@ -453,7 +453,7 @@ async fn the_confirmation_works_without_the_script() -> TestResult {
 }
 
 /// A deploy of v1 to `staging` waiting for approval.
-async fn waiting(server: &Seeded) -> TestResult<Deploy> {
+async fn waiting_for_approval(server: &Seeded) -> TestResult<Deploy> {
     Ok(server
         .store()
         .create_deploy(&NewDeploy {
@@ -475,7 +475,7 @@ async fn operators_approve_and_cancel_deploys_and_developers_cannot() -> TestRes
     let http = Http::new(&server.base);
     let developer = server.token("dev", Role::Developer).await?;
     let operator = server.token("ops", Role::Operator).await?;
-    let first = waiting(&server).await?;
+    let first = waiting_for_approval(&server).await?;
     let path = format!("/deploys/{}", first.id);
 
     let seen = http.get(&path, Some(&developer)).await?;
@@ -526,7 +526,7 @@ async fn operators_approve_and_cancel_deploys_and_developers_cannot() -> TestRes
         late.body
     );
 
-    let second = waiting(&server).await?;
+    let second = waiting_for_approval(&server).await?;
     let approved = http
         .post(
             &format!("/ui/deploys/{}/approve", second.id),
@@ -818,8 +818,8 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
     // A deploy waiting for approval: its page offers Approve, and follows the deploy
     // live once it is approved elsewhere (v1's tarball is not in the blob store, so
     // the engine fails it in its first phase).
-    let waiting = waiting(server).await?;
-    c.goto(&format!("{base}/deploys/{}", waiting.id)).await?;
+    let gated = waiting_for_approval(server).await?;
+    c.goto(&format!("{base}/deploys/{}", gated.id)).await?;
     let approve = c
         .wait()
         .at_most(Duration::from_secs(10))
@@ -834,10 +834,7 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
     )
     .await?;
     js(c, "window.ferryMarker = 'no reload'; return true").await?;
-    server
-        .store()
-        .approve_deploy(waiting.id, "cli:erin")
-        .await?;
+    server.store().approve_deploy(gated.id, "cli:erin").await?;
     wait_js(
         c,
         "return document.getElementById('deploy-live').dataset.state === 'failed'",
@@ -854,7 +851,7 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
          approve: !!document.querySelector('#approve-form') }",
     )
     .await?;
-    let ended = server.store().deploy(waiting.id).await?;
+    let ended = server.store().deploy(gated.id).await?;
     let reason = ended.reason.clone().unwrap_or_default();
     assert_eq!(shown["marker"], json!("no reload"), "{shown}");
     assert_eq!(shown["badge"], json!("failed"));
@@ -865,7 +862,7 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
         "the page says why, as the store does ({reason:?}): {shown}"
     );
     assert_eq!(shown["approved"], json!(true), "who approved: {shown}");
-    let steps = server.store().deploy_steps(waiting.id).await?;
+    let steps = server.store().deploy_steps(gated.id).await?;
     assert_eq!(shown["steps"], json!(steps.len()), "every progress line");
     assert_eq!(
         shown["approve"],
@@ -878,5 +875,38 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
         Path::new(env!("CARGO_TARGET_TMPDIR")).join("deploy-page.png"),
         &png,
     )?;
+
+    // The service page follows its deploys too: a new one appears, then ends, with
+    // no reload.
+    c.goto(&format!("{base}/services/shop")).await?;
+    wait_js(
+        c,
+        "return document.body.dataset.live === 'on'",
+        Duration::from_secs(10),
+        "the service page's stream to open",
+    )
+    .await?;
+    js(c, "window.ferryMarker = 'no reload'; return true").await?;
+    let third = waiting_for_approval(server).await?;
+    let badge = format!("document.querySelector('#deploy-{} .badge')", third.id);
+    wait_js(
+        c,
+        &format!("return !!{badge} && {badge}.dataset.status === 'waiting_approval'"),
+        Duration::from_secs(10),
+        "the new deploy to appear on the service page",
+    )
+    .await?;
+    server.store().approve_deploy(third.id, "cli:erin").await?;
+    wait_js(
+        c,
+        &format!("return {badge}.dataset.status === 'failed'"),
+        Duration::from_secs(30),
+        "the deploy to end on the service page",
+    )
+    .await?;
+    assert_eq!(
+        js(c, "return window.ferryMarker").await?,
+        json!("no reload")
+    );
     Ok(())
 }

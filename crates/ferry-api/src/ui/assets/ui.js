@@ -411,19 +411,19 @@
   else start();
 })();
 
-// ---- deploys: the live deploy page and confirmation dialogs -------------------------
+// ---- live parts of pages (deploys, services) and confirmation dialogs --------------
 (function () {
   function all(sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); }
 
-  // The deploy page: the server sends the changing part rendered again after each
-  // change; the stream closes once the deploy has ended.
-  function deployPage(root) {
-    var source = new EventSource(root.dataset.stream);
-    source.addEventListener("state", function (e) {
+  // Live parts (the deploy page, the service page): the server sends the part
+  // rendered again after each change; the stream closes once nothing will change.
+  function livePart(root) {
+    var source = new EventSource(root.dataset.livePart);
+    source.addEventListener("part", function (e) {
       var d;
       try { d = JSON.parse(e.data); } catch (_) { return; }
       if (typeof d.html === "string") root.innerHTML = d.html;
-      root.dataset.state = d.state;
+      if (d.state) root.dataset.state = d.state;
       if (d.finished) { source.close(); document.body.dataset.live = "done"; }
     });
     source.onopen = function () { document.body.dataset.live = "on"; };
@@ -446,9 +446,11 @@
     return d;
   }
 
-  function confirmLink(a) {
-    a.addEventListener("click", function (e) {
-      if (e.ctrlKey || e.metaKey || e.shiftKey || typeof HTMLDialogElement !== "function") return;
+  // One listener for the whole page, so links in a live part swapped in later work too.
+  function confirmLinks() {
+    document.addEventListener("click", function (e) {
+      var a = e.target.closest && e.target.closest("a[data-confirm]");
+      if (!a || e.ctrlKey || e.metaKey || e.shiftKey || typeof HTMLDialogElement !== "function") return;
       e.preventDefault();
       fetch(a.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
         .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
@@ -470,9 +472,8 @@
   }
 
   function start() {
-    var root = document.getElementById("deploy-live");
-    if (root && root.dataset.stream) deployPage(root);
-    all("a[data-confirm]").forEach(confirmLink);
+    all("[data-live-part]").forEach(livePart);
+    confirmLinks();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

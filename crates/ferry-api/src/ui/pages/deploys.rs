@@ -2,29 +2,20 @@
 //! through, every progress line with its time — and the approve and cancel buttons.
 //!
 //! The page renders the deploy as it is; while it has not ended, the script opens
-//! `/ui/deploys/{id}/stream`, which sends the same part of the page rendered again
-//! after every `deploy.*` event, until the deploy ends.
+//! `/ui/deploys/{id}/stream` (`live.rs`), which sends the same part of the page
+//! rendered again after every `deploy.*` event of this deploy, until it ends.
 
 use super::services::service_path;
 use crate::AppState;
 use crate::ui::auth::Session;
 use crate::ui::error::UiError;
 use crate::ui::layout::{self, Nav, badge, duration, human_ms, short_sha, time};
+use crate::ui::live::{self, Part, Render, StreamQuery};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
-use axum::response::sse::Event as SseEvent;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use ferry_store::db::{DbError, Deploy, DeployStep, Release, Store};
 use ferry_types::{DeployPhase, DeployState, EventKind, Role};
 use maud::{Markup, html};
-use serde::Deserialize;
-use serde_json::json;
-use std::convert::Infallible;
-use std::time::Duration;
-use tokio::sync::mpsc;
-
-/// How long the stream waits before trying again after a database error.
-const RETRY: Duration = Duration::from_secs(1);
 
 /// A deploy with what its page shows.
 struct DeployView {
@@ -247,7 +238,7 @@ pub(in crate::ui) async fn show(
             a href=(service_path(&d.service)) { (d.service) } " / "
         }
         div #deploy-live data-deploy=(d.id) data-state=(d.state.as_str())
-            data-stream=[(!finished).then(|| format!("/ui/deploys/{}/stream?after={after}", d.id))] {
+            data-live-part=[(!finished).then(|| format!("/ui/deploys/{}/stream?after={after}", d.id))] {
             (live_part(&session, &view))
         }
     };
@@ -257,15 +248,6 @@ pub(in crate::ui) async fn show(
         Some(&session),
         content,
     )))
-}
-
-fn message(view: &DeployView, html: String) -> SseEvent {
-    let data = json!({
-        "state": view.deploy.state,
-        "finished": view.deploy.state.is_finished(),
-        "html": html,
-    });
-    SseEvent::default().event("state").data(data.to_string())
 }
 
 fn is_deploy_event(kind: EventKind) -> bool {
@@ -288,17 +270,8 @@ fn concerns(event: &ferry_store::db::Event, id: i64) -> bool {
     is_deploy_event(event.kind) && named.is_none_or(|n| n == id)
 }
 
-/// The query of the deploy stream.
-#[derive(Debug, Deserialize)]
-pub(in crate::ui) struct StreamQuery {
-    /// The event log position the page was rendered at; without it the stream starts
-    /// with the deploy as it is now.
-    after: Option<i64>,
-}
-
-/// `GET /ui/deploys/{id}/stream[?after=EVENT]`: `state` (the live part of the page,
-/// rendered, with the state) after each change since `after`, until the browser goes
-/// away.
+/// `GET /ui/deploys/{id}/stream[?after=EVENT]`: `part` (the live part of the page,
+/// rendered, with the deploy's state) after each change since `after`.
 pub(in crate::ui) async fn stream(
     State(state): State<AppState>,
     session: Session,
@@ -307,59 +280,26 @@ pub(in crate::ui) async fn stream(
 ) -> Result<Response, UiError> {
     let id = deploy_id(&id)?;
     let store = state.core.store().clone();
-    let shutdown = state.shutdown().clone();
-    let (tx, mut rx) = mpsc::channel::<SseEvent>(16);
-    // Read the log position before the deploy, so no change after it is missed.
-    let after = match q.after {
-        Some(after) => after,
-        None => store.last_event_id().await?,
-    };
-    let view = load(&store, id).await?;
-    let mut last = String::new();
-    if q.after.is_none() {
-        last = live_part(&session, &view).into_string();
-        let _ = tx.send(message(&view, last.clone())).await;
-    }
-    tokio::spawn(async move {
-        // Deploy events may or may not carry the project; follow them all.
-        let mut follower = store.follow(after, None);
-        loop {
-            let next = tokio::select! {
-                _ = tx.closed() => return,
-                _ = shutdown.cancelled() => return,
-                next = follower.next() => next,
-            };
-            match next {
-                Ok(event) if concerns(&event, id) => match load(&store, id).await {
-                    Ok(view) => {
-                        let html = live_part(&session, &view).into_string();
-                        if html != last {
-                            if tx.send(message(&view, html.clone())).await.is_err() {
-                                return;
-                            }
-                            last = html;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(deploy_id = id, error = %e, "Cannot read a deploy for its live page.");
-                    }
-                },
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(deploy_id = id, error = %e, "Cannot follow the event log for a deploy page.");
-                    tokio::time::sleep(RETRY).await;
-                }
-            }
-        }
+    let render_store = store.clone();
+    let render: Render = Box::new(move || {
+        let (store, session) = (render_store.clone(), session.clone());
+        Box::pin(async move {
+            let view = load(&store, id).await?;
+            Ok(Part {
+                html: live_part(&session, &view).into_string(),
+                state: Some(view.deploy.state.as_str().to_owned()),
+                finished: view.deploy.state.is_finished(),
+            })
+        })
     });
-    let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|e| e.map(Ok::<_, Infallible>))
-    });
-    let mut response = crate::sse::response(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    live::stream(
+        store,
+        state.shutdown().clone(),
+        q.after,
+        move |e| concerns(e, id),
+        render,
+    )
+    .await
 }
 
 /// Events of a run read to find its deploys (a run has a few per job).

@@ -13,12 +13,13 @@ use crate::AppState;
 use crate::ui::auth::Session;
 use crate::ui::error::UiError;
 use crate::ui::layout::{self, Nav, badge, duration, human_ms, iso_utc, short_sha, time};
-use axum::extract::{Path, State};
+use crate::ui::live::{self, Part, Render, StreamQuery};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use ferry_store::db::{
-    DbError, Deploy, DeployQuery, LiveEnv, Release, ReleaseArtifact, Service, Store, now_ms,
+    DbError, Deploy, DeployQuery, Event, LiveEnv, Release, ReleaseArtifact, Service, Store, now_ms,
 };
-use ferry_types::Role;
+use ferry_types::{EventKind, Role};
 use maud::{Markup, html};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
@@ -531,19 +532,11 @@ pub(in crate::ui) async fn service_view(store: &Store, name: &str) -> Result<Ser
     Ok(load(store, service, &live).await?)
 }
 
-/// `GET /services/{name}`.
-pub(in crate::ui) async fn show(
-    State(state): State<AppState>,
-    session: Session,
-    Path(name): Path<String>,
-) -> Result<Response, UiError> {
-    let view = service_view(state.core.store(), &name).await?;
+/// The part of the service page that changes with its deploys (the stream sends it
+/// again after each change).
+fn service_part(view: &ServiceView, session: &Session) -> Markup {
     let service = &view.service;
-    let content = html! {
-        nav.crumbs aria-label="Breadcrumb" { a href="/services" { "Services" } " / " }
-        div.heading {
-            h1 { (service.name) }
-        }
+    html! {
         dl.facts {
             div { dt { "Project" } dd { a href={ "/projects/" (enc(&service.project)) } { (service.project) } } }
             div { dt { "Releases" } dd { (view.releases.len()) } }
@@ -551,14 +544,36 @@ pub(in crate::ui) async fn show(
             div { dt { "First seen" } dd { (time(service.created_at)) } }
         }
         h2 { "Environments" }
-        (envs_table(&view, Some(&session)))
+        (envs_table(view, Some(session)))
         @if !session.can(Role::Operator) {
             p.muted.small { "Deploying and rolling back need the " code { "operator" } " role." }
         }
         h2 { "Releases" }
-        (releases_table(&view, &session))
+        (releases_table(view, session))
         h2 { "Deploys" }
         (deploys_table(&view.deploys))
+    }
+}
+
+/// `GET /services/{name}`.
+pub(in crate::ui) async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+) -> Result<Response, UiError> {
+    // Read the log position first: the stream follows from it.
+    let after = state.core.store().last_event_id().await?;
+    let view = service_view(state.core.store(), &name).await?;
+    let service = &view.service;
+    let content = html! {
+        nav.crumbs aria-label="Breadcrumb" { a href="/services" { "Services" } " / " }
+        div.heading {
+            h1 { (service.name) }
+        }
+        div #service-live data-service=(service.name)
+            data-live-part={ "/ui/services/" (enc(&service.name)) "/stream?after=" (after) } {
+            (service_part(&view, &session))
+        }
     };
     Ok(layout::respond(layout::page(
         &service.name,
@@ -566,6 +581,53 @@ pub(in crate::ui) async fn show(
         Some(&session),
         content,
     )))
+}
+
+/// Whether `event` may change what the page of `service` shows.
+fn concerns(event: &Event, service: &str) -> bool {
+    let kind = matches!(
+        event.kind,
+        EventKind::ReleaseCreated
+            | EventKind::DeployQueued
+            | EventKind::DeployApproved
+            | EventKind::DeployStarted
+            | EventKind::DeploySwitched
+            | EventKind::DeployFinished
+    );
+    let named = event.data.get("service").and_then(|s| s.as_str());
+    kind && named.is_none_or(|n| n == service)
+}
+
+/// `GET /ui/services/{name}/stream[?after=EVENT]`: `part` (the service page below its
+/// heading, rendered) after each release or deploy change of the service.
+pub(in crate::ui) async fn stream(
+    State(state): State<AppState>,
+    session: Session,
+    Path(name): Path<String>,
+    Query(q): Query<StreamQuery>,
+) -> Result<Response, UiError> {
+    let store = state.core.store().clone();
+    let render_store = store.clone();
+    let render_name = name.clone();
+    let render: Render = Box::new(move || {
+        let (store, session, name) = (render_store.clone(), session.clone(), render_name.clone());
+        Box::pin(async move {
+            let view = service_view(&store, &name).await?;
+            Ok(Part {
+                html: service_part(&view, &session).into_string(),
+                state: None,
+                finished: false,
+            })
+        })
+    });
+    live::stream(
+        store,
+        state.shutdown().clone(),
+        q.after,
+        move |e| concerns(e, &name),
+        render,
+    )
+    .await
 }
 
 #[cfg(test)]
