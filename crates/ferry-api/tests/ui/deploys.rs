@@ -741,6 +741,10 @@ async fn rollback_scenario(server: &Seeded, c: &Client) -> TestResult {
     )
     .await?;
     assert_eq!(question, json!("Roll back production of shop?"));
+    std::fs::write(
+        screenshot_path().with_file_name("service-rollback.png"),
+        c.screenshot().await?,
+    )?;
     assert_eq!(
         js(c, "return window.ferryMarker").await?,
         json!("no reload"),
