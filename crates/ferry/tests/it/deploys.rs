@@ -265,3 +265,69 @@ fn deploy_follows_a_deploy_to_its_end_and_exits_with_its_outcome() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_job_on_an_agent_deploys_through_the_server() {
+    use crate::harness::{
+        add_project, agent_token, http_get, job, job_log, start_agent, trigger, wait_finished,
+    };
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _instances = Instances(data.clone());
+    let server = ServerProc::start(
+        &data,
+        &["--executor-jobs", "0", "--proxy-listen", "127.0.0.1:0"],
+    );
+    let admin = server.token.clone().expect("admin token");
+    let token = agent_token(&server, &admin);
+    let repo =
+        crate::support::Repo::new(&[("ferry.yml", &service_yml("/")), ("index.html", "v1\n")]);
+    add_project(&server, &admin, "shop", repo.path());
+    let _agent = start_agent(dir.path(), &server.url, &token, "deployer", "pool", &[]);
+    let run = trigger(&server, &admin, "shop");
+    let detail = wait_finished(&server, &admin, run, Duration::from_secs(90));
+    assert_eq!(job(&detail, "ship")["status"], "success", "{detail:#}");
+    let by = crate::harness::started_by(&server, &admin, run, "ship");
+    assert!(by.len() == 1 && by[0].starts_with("deployer-"), "{by:?}");
+    let log = job_log(&server, &admin, run, "ship");
+    assert!(log.contains("shipping"), "{log}");
+    assert!(
+        log.contains("deploy 1: shift: "),
+        "the deploy's lines in the job's log:\n{log}"
+    );
+
+    let deploys = crate::harness::json(server.cli(&admin).args(["deploys"]));
+    assert_eq!(deploys.as_array().map(Vec::len), Some(1), "{deploys:#}");
+    assert_eq!(deploys[0]["state"], "succeeded");
+    assert_eq!(deploys[0]["job"], "ship");
+    assert_eq!(deploys[0]["run_id"], run);
+
+    let out = output(server.cli(&admin).args(["services", "web"]));
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("Service `web` of project `shop`; newest release v1."),
+        "{text}"
+    );
+    let staging = text
+        .lines()
+        .find(|l| l.starts_with("staging "))
+        .expect("staging is listed");
+    assert!(
+        staging.contains("process") && staging.contains("blue-green") && staging.contains("v1 ("),
+        "{staging}"
+    );
+
+    // The server's /metrics carries the proxy's families, in one exposition.
+    let (head, body) = http_get(&format!("{}/metrics", server.url), None);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        body.contains("# TYPE ferry_proxy_requests_total counter"),
+        "{body}"
+    );
+    assert!(body.contains("ferry_runs{"), "{body}");
+    assert_eq!(body.matches("# EOF").count(), 1, "{body}");
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+}
