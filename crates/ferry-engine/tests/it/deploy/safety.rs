@@ -403,3 +403,28 @@ async fn a_failed_rolling_deploy_starts_the_old_instances_it_had_stopped() {
         assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_rollbacks_and_failures_on_postgresql() {
+    let (lab, db) = Lab::postgres().await;
+    let warm = "        blue-green:\n          keep_old_for: 10m";
+    let v1 = lab.release(&yml("one", "ok", warm, "")).await;
+    assert_eq!(lab.deploy(v1.number).await.state, DeployState::Succeeded);
+    let v2 = lab.release(&yml("two", "ok", warm, "")).await;
+    assert_eq!(lab.deploy(v2.number).await.state, DeployState::Succeeded);
+    assert_eq!(lab.get("/").await.unwrap(), (200, "release=two".into()));
+    let d = lab
+        .deployer
+        .rollback("web", "prod", None, "test")
+        .await
+        .unwrap();
+    let d = lab.wait(d.id).await;
+    assert_eq!(d.state, DeployState::Succeeded, "{}", lab.steps(d.id).await);
+    assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
+    let bad = yml("three", "unhealthy", warm, "").replace("retries: 60", "retries: 10");
+    let v3 = lab.release(&bad).await;
+    let d = lab.deploy(v3.number).await;
+    assert_eq!(d.state, DeployState::RolledBack);
+    assert_eq!(lab.get("/").await.unwrap(), (200, "release=one".into()));
+    lab.drop_database(&db).await;
+}

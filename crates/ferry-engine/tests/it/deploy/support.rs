@@ -141,6 +141,52 @@ impl Lab {
         let store = Store::open_data_dir(data.path())
             .await
             .expect("store opens");
+        Lab::with_store(data, store).await
+    }
+
+    /// A lab on a fresh PostgreSQL database of the server `FERRY_TEST_DATABASE_URL`
+    /// names (an admin URL); drop it with [`Lab::drop_database`].
+    pub async fn postgres() -> (Lab, String) {
+        use sqlx::Connection as _;
+        let admin = std::env::var("FERRY_TEST_DATABASE_URL").expect(
+            "FERRY_TEST_DATABASE_URL is not set: the PostgreSQL tests need an admin URL such as \
+             postgres://postgres@127.0.0.1:54329/postgres (`cargo xtask test` sets it)",
+        );
+        let name = format!(
+            "ferry_deploy_test_{}_{}",
+            std::process::id(),
+            SHAS.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let url = match admin.rsplit_once('/') {
+            Some((base, _)) => format!("{base}/{name}"),
+            None => panic!("FERRY_TEST_DATABASE_URL has no database part: {admin}"),
+        };
+        let store = Store::connect(&url).await.expect("store opens");
+        let data = tempfile::tempdir().expect("tempdir");
+        (Lab::with_store(data, store).await, name)
+    }
+
+    /// Drops a database made by [`Lab::postgres`].
+    pub async fn drop_database(self, name: &str) {
+        use sqlx::Connection as _;
+        self.store.close().await;
+        let admin = std::env::var("FERRY_TEST_DATABASE_URL").expect("admin URL");
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL reachable");
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    }
+
+    async fn with_store(data: TempDir, store: Store) -> Lab {
         store
             .add_project(&NewProject {
                 name: "app".into(),
