@@ -23,7 +23,8 @@
 //! - `POST /ui/services/{name}/deploy` (deploy or roll back, `operator`),
 //!   `POST /ui/deploys/{id}/approve|cancel` (`operator`);
 //! - `GET /ui/runs/{id}/stream`, `/ui/runs/stream`, `/ui/events/stream`,
-//!   `/ui/deploys/{id}/stream`, `/ui/services/{name}/stream` (SSE);
+//!   `/ui/deploys/{id}/stream`, `/ui/services/stream`, `/ui/services/{name}/stream`
+//!   (SSE);
 //! - `GET /ui/assets/{file}`.
 
 mod actions;
@@ -64,6 +65,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/deploys/{id}/cancel", post(actions::cancel_deploy))
         .route("/ui/runs/{id}/stream", get(stream::run))
         .route("/ui/deploys/{id}/stream", get(pages::deploys::stream))
+        .route("/ui/services/stream", get(pages::services::index_stream))
         .route("/ui/services/{name}/stream", get(pages::services::stream))
         .route("/ui/runs/stream", get(stream::runs))
         .route("/ui/events/stream", get(stream::events))

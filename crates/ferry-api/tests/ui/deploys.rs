@@ -13,6 +13,7 @@ use ferry_store::db::{
     Deploy, DeployQuery, NewDeploy, NewProject, NewRelease, Release, ReleaseArtifact, Store, Switch,
 };
 use ferry_types::{DeployKind, DeployPhase, DeployState, Role, Trigger};
+use futures_util::StreamExt as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -538,6 +539,41 @@ async fn operators_approve_and_cancel_deploys_and_developers_cannot() -> TestRes
     let after = server.store().deploy(second.id).await?;
     assert_ne!(after.state, DeployState::WaitingApproval);
     assert_eq!(after.approved_by.as_deref(), Some("ui:ops"));
+    server.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_stream_sends_the_page_again_when_a_deploy_is_queued() -> TestResult {
+    let server = Seeded::start().await?;
+    let http = Http::new(&server.base);
+    let viewer = server.token("viewer", Role::Viewer).await?;
+    let page = http.get("/services", Some(&viewer)).await?;
+    let at = page
+        .body
+        .find("/ui/services/stream?after=")
+        .ok_or("the services page names its stream")?;
+    let url: String = page.body[at..].chars().take_while(|c| *c != '"').collect();
+
+    let response = http.send("GET", &url, Some(&viewer), None).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body().into_data_stream();
+    let queued = waiting_for_approval(&server).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = String::new();
+    let needle = format!("href=\\\"/deploys/{}\\\"", queued.id);
+    while !seen.contains(&needle) {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .map_err(|_| format!("no `{needle}` in the stream; got:\n{seen}"))?
+            .ok_or("the stream ended")??;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.starts_with("event: part\n"), "{seen}");
+    assert!(
+        seen.contains("data-status=\\\"waiting_approval\\\""),
+        "staging's last deploy now waits for approval"
+    );
     server.stop().await;
     Ok(())
 }

@@ -469,19 +469,15 @@ pub(in crate::ui) fn deploys_table(deploys: &[Deploy]) -> Markup {
     }
 }
 
-/// `GET /services`.
-pub(in crate::ui) async fn index(
-    State(state): State<AppState>,
-    session: Session,
-) -> Result<Response, UiError> {
-    let store = state.core.store();
+/// Every service with its environments: the services page below its heading (the
+/// stream sends it again after each change).
+async fn services_part(store: &Store) -> Result<Markup, UiError> {
     let live = store.live_envs().await?;
     let mut views = Vec::new();
     for service in store.services().await? {
         views.push(load(store, service, &live).await?);
     }
-    let content = html! {
-        div.heading { h1 { "Services" } }
+    Ok(html! {
         @if views.is_empty() {
             div.empty-state {
                 p { "No services yet." }
@@ -508,6 +504,22 @@ pub(in crate::ui) async fn index(
                 (envs_table(view, None))
             }
         }
+    })
+}
+
+/// `GET /services`.
+pub(in crate::ui) async fn index(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, UiError> {
+    let store = state.core.store();
+    // Read the log position first: the stream follows from it.
+    let after = store.last_event_id().await?;
+    let content = html! {
+        div.heading { h1 { "Services" } }
+        div #services-live data-live-part={ "/ui/services/stream?after=" (after) } {
+            (services_part(store).await?)
+        }
     };
     Ok(layout::respond(layout::page(
         "Services",
@@ -515,6 +527,35 @@ pub(in crate::ui) async fn index(
         Some(&session),
         content,
     )))
+}
+
+/// `GET /ui/services/stream[?after=EVENT]`: `part` (the services page below its
+/// heading, rendered) after each release or deploy change of any service.
+pub(in crate::ui) async fn index_stream(
+    State(state): State<AppState>,
+    _session: Session,
+    Query(q): Query<StreamQuery>,
+) -> Result<Response, UiError> {
+    let store = state.core.store().clone();
+    let render_store = store.clone();
+    let render: Render = Box::new(move || {
+        let store = render_store.clone();
+        Box::pin(async move {
+            Ok(Part {
+                html: services_part(&store).await?.into_string(),
+                state: None,
+                finished: false,
+            })
+        })
+    });
+    live::stream(
+        store,
+        state.shutdown().clone(),
+        q.after,
+        |e| is_service_event(e.kind),
+        render,
+    )
+    .await
 }
 
 /// Reads one service, or a page saying it does not exist.
@@ -583,19 +624,24 @@ pub(in crate::ui) async fn show(
     )))
 }
 
-/// Whether `event` may change what the page of `service` shows.
-fn concerns(event: &Event, service: &str) -> bool {
-    let kind = matches!(
-        event.kind,
+/// Whether events of `kind` may change what the services pages show (progress
+/// lines do not).
+fn is_service_event(kind: EventKind) -> bool {
+    matches!(
+        kind,
         EventKind::ReleaseCreated
             | EventKind::DeployQueued
             | EventKind::DeployApproved
             | EventKind::DeployStarted
             | EventKind::DeploySwitched
             | EventKind::DeployFinished
-    );
+    )
+}
+
+/// Whether `event` may change what the page of `service` shows.
+fn concerns(event: &Event, service: &str) -> bool {
     let named = event.data.get("service").and_then(|s| s.as_str());
-    kind && named.is_none_or(|n| n == service)
+    is_service_event(event.kind) && named.is_none_or(|n| n == service)
 }
 
 /// `GET /ui/services/{name}/stream[?after=EVENT]`: `part` (the service page below its
