@@ -214,7 +214,11 @@ async fn sweep(
 }
 
 /// The target of `environment` in a release's config.
-async fn target_of(inner: &Inner, release_id: i64, environment: &str) -> Option<AnyTarget> {
+pub(crate) async fn target_of(
+    inner: &Inner,
+    release_id: i64,
+    environment: &str,
+) -> Option<AnyTarget> {
     let release = inner.store.release_by_id(release_id).await.ok()?;
     let service = parse_deploy(&release.config).ok()?;
     let env = service.environments.get(environment)?;

@@ -102,7 +102,7 @@ impl Run<'_> {
     }
 
     async fn alive(&self, instance: &Instance) -> bool {
-        match &self.target {
+        match self.old_target.as_ref().or(self.target.as_ref()) {
             Some(t) => t.alive(instance).await,
             None => true,
         }

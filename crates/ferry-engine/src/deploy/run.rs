@@ -177,6 +177,7 @@ async fn carry_out(inner: &Arc<Inner>, d: Deploy, ctl: &Arc<Control>) {
         ctl: ctl.clone(),
         progress: Progress::default(),
         target: None,
+        old_target: None,
     };
     let outcome = run.execute().await;
     let (state, reason) = match outcome {
@@ -218,6 +219,9 @@ pub(crate) struct Run<'a> {
     pub progress: Progress,
     /// The environment's target, once the release is prepared.
     pub target: Option<AnyTarget>,
+    /// The target of the live release's instances (the environment's `target` in the
+    /// live release's config, which may differ from the new release's).
+    pub old_target: Option<AnyTarget>,
 }
 
 impl Run<'_> {
@@ -239,6 +243,13 @@ impl Run<'_> {
             .save_deploy_progress(self.d.id, &self.inner.owner, &value)
             .await?;
         Ok(())
+    }
+
+    /// The target running the live release's instances.
+    pub(crate) fn old_target(&self, plan: &Plan) -> AnyTarget {
+        self.old_target
+            .clone()
+            .unwrap_or_else(|| plan.target.clone())
     }
 
     /// Stops here when a person cancelled the deploy.
@@ -288,6 +299,10 @@ impl Run<'_> {
             .live_env(&self.d.service, &self.d.environment)
             .await
             .map_err(|e| Stop::Fail(format!("reading the live release failed: {e}")))?;
+        if let Some(l) = &live {
+            self.old_target =
+                recover::target_of(self.inner, l.release_id, &self.d.environment).await;
+        }
 
         if let Some(l) = &live
             && let Some(warm) = &l.previous

@@ -96,8 +96,9 @@ impl Run<'_> {
                 ),
             )
             .await?;
+            let target = self.old_target(plan);
             for i in &old {
-                plan.target
+                target
                     .stop(i, self.inner.config.grace)
                     .await
                     .map_err(|e| Stop::Abort(format!("stopping `{}` failed: {e}", i.name)))?;
@@ -326,13 +327,11 @@ impl Run<'_> {
             draining.extend(e.canary.map(|(c, _)| c));
         }
         drain(&draining, self.inner.config.drain_timeout).await;
+        let target = self.old_target(plan);
         for i in &removed {
-            plan.target
-                .stop(i, self.inner.config.grace)
-                .await
-                .map_err(|e| {
-                    Stop::Abort(format!("stopping old instance `{}` failed: {e}", i.name))
-                })?;
+            target.stop(i, self.inner.config.grace).await.map_err(|e| {
+                Stop::Abort(format!("stopping old instance `{}` failed: {e}", i.name))
+            })?;
         }
         retired.extend(removed);
         Ok(())

@@ -76,7 +76,7 @@ impl Run<'_> {
                 .await;
                 retire(
                     self.inner.clone(),
-                    plan.target.clone(),
+                    self.old_target(plan),
                     &self.d.service,
                     &self.d.environment,
                     draining,
