@@ -96,6 +96,20 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List deploys, or show, approve or cancel one.
     Deploys(DeploysArgs),
+    /// Serve a directory's files over HTTP (the example app uses it; handy for
+    /// previews).
+    Static(StaticArgs),
+}
+
+/// `ferry static`.
+#[derive(Debug, Args)]
+pub struct StaticArgs {
+    /// The directory to serve; `index.html` answers for a directory.
+    #[arg(value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+    /// Where to listen [default: 127.0.0.1 and the port in $PORT, else 8000].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `ferry run`.

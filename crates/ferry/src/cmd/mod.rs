@@ -6,6 +6,7 @@ pub mod proxy;
 mod remote;
 mod run;
 mod secret;
+mod static_files;
 pub mod serve;
 mod up;
 mod validate;
@@ -50,6 +51,7 @@ pub fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Promote(args) => remote::deploys::promote(global, args),
         Command::Rollback(args) => remote::deploys::rollback(global, args),
         Command::Deploys(args) => remote::deploys::deploys(global, args),
+        Command::Static(args) => static_files::serve(args),
     }
 }
 
