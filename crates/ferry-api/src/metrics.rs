@@ -231,13 +231,40 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 
 /// Ferry's exposition with the edge proxy's families appended before the one
 /// `# EOF` line that ends an OpenMetrics exposition.
+///
+/// Ferry's own part is OpenMetrics (what `prometheus_client` writes, and what
+/// Prometheus asks for first), where a counter family is named without its `_total`
+/// sample suffix: a proxy family written the classic way (`# TYPE x_total counter`)
+/// is renamed to match, or an OpenMetrics parser would reject the whole scrape.
 fn with_proxy(ferry: String, proxy: &str) -> String {
     let mut text = match ferry.strip_suffix("# EOF\n") {
         Some(body) => body.to_owned(),
         None => ferry,
     };
+    let counters: Vec<&str> = proxy
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .filter(|name| name.ends_with("_total"))
+        .collect();
     for line in proxy.lines().filter(|l| l.trim() != "# EOF") {
-        text.push_str(line);
+        let meta = ["# TYPE ", "# HELP "]
+            .iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((prefix, rest))
+                if counters
+                    .iter()
+                    .any(|c| rest.strip_prefix(c).is_some_and(|r| r.starts_with(' '))) =>
+            {
+                let (name, after) = rest.split_once(' ').unwrap_or((rest, ""));
+                text.push_str(prefix);
+                text.push_str(name.strip_suffix("_total").unwrap_or(name));
+                text.push(' ');
+                text.push_str(after);
+            }
+            _ => text.push_str(line),
+        }
         text.push('\n');
     }
     text.push_str("# EOF\n");
@@ -247,16 +274,24 @@ fn with_proxy(ferry: String, proxy: &str) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn proxy_families_go_before_the_one_eof() {
+    fn proxy_families_go_before_the_one_eof_named_the_openmetrics_way() {
         let text = super::with_proxy(
             "# TYPE ferry_runs gauge\nferry_runs{status=\"queued\"} 0\n# EOF\n".to_owned(),
-            "# TYPE ferry_proxy_requests_total counter\nferry_proxy_requests_total{service=\"web\",release=\"v1\"} 3\n",
+            "# HELP ferry_proxy_requests_total Requests answered.\n\
+             # TYPE ferry_proxy_requests_total counter\n\
+             ferry_proxy_requests_total{service=\"web\",release=\"v1\"} 3\n\
+             # TYPE ferry_proxy_request_duration_seconds histogram\n\
+             ferry_proxy_request_duration_seconds_count{service=\"web\",release=\"v1\"} 3\n",
         );
         assert_eq!(
             text,
             "# TYPE ferry_runs gauge\nferry_runs{status=\"queued\"} 0\n\
-             # TYPE ferry_proxy_requests_total counter\n\
-             ferry_proxy_requests_total{service=\"web\",release=\"v1\"} 3\n# EOF\n"
+             # HELP ferry_proxy_requests Requests answered.\n\
+             # TYPE ferry_proxy_requests counter\n\
+             ferry_proxy_requests_total{service=\"web\",release=\"v1\"} 3\n\
+             # TYPE ferry_proxy_request_duration_seconds histogram\n\
+             ferry_proxy_request_duration_seconds_count{service=\"web\",release=\"v1\"} 3\n\
+             # EOF\n"
         );
     }
 }

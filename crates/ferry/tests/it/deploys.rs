@@ -324,7 +324,7 @@ fn a_job_on_an_agent_deploys_through_the_server() {
     let (head, body) = http_get(&format!("{}/metrics", server.url), None);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(
-        body.contains("# TYPE ferry_proxy_requests_total counter"),
+        body.contains("# TYPE ferry_proxy_requests counter"),
         "{body}"
     );
     assert!(body.contains("ferry_runs{"), "{body}");
