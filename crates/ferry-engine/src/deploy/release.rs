@@ -274,12 +274,8 @@ impl Plan {
             }
             model::Run::Image(_) => None,
         };
-        let mut env = self.env.clone();
-        if let Some(port) = self.service.port
-            && !matches!(self.environment.target, model::Target::Process)
-        {
-            env.entry("PORT".into()).or_insert_with(|| port.to_string());
-        }
+        // Each target sets `PORT` itself: the port it chose, or `port` in a container.
+        let env = self.env.clone();
         InstanceSpec {
             service: self.release.service.clone(),
             environment: self.environment.name.clone(),
