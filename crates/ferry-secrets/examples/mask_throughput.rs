@@ -13,7 +13,8 @@
 //! ```
 //!
 //! With `--secrets N`, masks N distinct secrets at once (more than 64 derived patterns
-//! switch from the SIMD searcher to the automaton).
+//! switch from the SIMD searcher to the automaton). With `--dense`, the secret is on
+//! every 48-byte line instead (the `bench ci` log step: ~4 million occurrences).
 //!
 //! As a filter, to compare a real pipe against `> /dev/null`:
 //!
@@ -37,17 +38,23 @@ fn main() -> io::Result<()> {
     {
         return filter(secret);
     }
-    let line =
-        "2026-11-23T19:40:41Z [step 3] Compiling ferry-engine v0.1.0 (/work/main/crates) ok\n";
-    let mut text = line.repeat(TOTAL / line.len());
-    // One real occurrence every ~1 MB, so the match path is exercised too.
-    let mut at = 0;
-    while at + SECRET.len() < text.len() {
-        text.replace_range(at..at + SECRET.len(), SECRET);
-        at += 1_000_003;
-    }
+    let dense = args.iter().any(|a| a == "--dense");
+    let text = if dense {
+        format!("log line with the secret {SECRET} in it\n").repeat(TOTAL / 57)
+    } else {
+        let line =
+            "2026-11-23T19:40:41Z [step 3] Compiling ferry-engine v0.1.0 (/work/main/crates) ok\n";
+        let mut text = line.repeat(TOTAL / line.len());
+        // One real occurrence every ~1 MB, so the match path is exercised too.
+        let mut at = 0;
+        while at + SECRET.len() < text.len() {
+            text.replace_range(at..at + SECRET.len(), SECRET);
+            at += 1_000_003;
+        }
+        text
+    };
     let count = match args.as_slice() {
-        [flag, n] if flag == "--secrets" => n.parse().unwrap_or(1),
+        [flag, n, ..] if flag == "--secrets" => n.parse().unwrap_or(1),
         _ => 1,
     };
     let mut secrets = vec![SECRET.to_owned()];

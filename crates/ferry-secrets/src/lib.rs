@@ -8,7 +8,8 @@
 //!   module docs describe the files on disk. Errors ([`SecretError`]) are written for the
 //!   person running Ferry: what failed, where, what to do.
 //! * [`Masker`] (module `mask`) compiles every form of every secret value — raw, per
-//!   line, base64, percent-encoded, JSON-escaped — into one Aho-Corasick automaton, and
+//!   line, base64, percent-encoded, JSON-escaped — into a set of searchers (`memmem`
+//!   for the values, SIMD multi-pattern for the rest), and
 //!   [`StreamMasker`] replaces occurrences with `***` in a stream written in arbitrary
 //!   chunks, holding back only bytes that could still begin a secret. The module docs
 //!   list the masking rules; `mask/engine.rs` holds the streaming algorithm.

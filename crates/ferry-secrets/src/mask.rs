@@ -1,7 +1,7 @@
 //! Masking of secret values in byte streams.
 //!
-//! [`Masker`] compiles every form of every secret value (see the rules below) into one
-//! Aho-Corasick automaton; [`StreamMasker`] runs it over a stream written in arbitrary
+//! [`Masker`] compiles every form of every secret value (see the rules below) into a
+//! set of searchers; [`StreamMasker`] runs them over a stream written in arbitrary
 //! chunks. Each masked region becomes `***`; overlapping occurrences (of one secret or
 //! of two) become a single `***`.
 //!
@@ -23,9 +23,12 @@
 //!
 //! `push` emits everything that cannot be the start of a secret at once and holds back
 //! only a suffix that is the beginning of some form (at most the longest form minus one
-//! byte), so a live log shows a finished line immediately. The no-match path is one
-//! SIMD (Teddy) scan per group of 32 patterns and one copy per chunk; large pattern sets
-//! fall back to a DFA. One secret masks at several GB/s (see
+//! byte), so a live log shows a finished line immediately. The values themselves (the
+//! forms printed most often) each get a `memchr::memmem` searcher, cheap per
+//! occurrence; derived forms share SIMD (Teddy) searchers of up to 32 patterns; large
+//! pattern sets fall back to a DFA. With one secret and no encoded form in a chunk,
+//! the chunk is masked in one `memmem` pass (a step printing its token on every line
+//! makes millions of occurrences). One secret masks at several GB/s (see
 //! `examples/mask_throughput.rs` for figures and how to measure).
 
 mod engine;
@@ -62,15 +65,20 @@ impl Masker {
         S: AsRef<[u8]>,
     {
         let mut forms = Vec::new();
+        let mut values_as_is = Vec::new();
         for value in values {
-            forms::push_forms(value.as_ref(), &mut forms);
+            let first = forms.len();
+            let n = forms::push_forms(value.as_ref(), &mut forms);
+            values_as_is.extend_from_slice(&forms[first..first + n]);
         }
         forms.sort_unstable();
         forms.dedup();
+        values_as_is.sort_unstable();
+        values_as_is.dedup();
         let inner = if forms.is_empty() {
             Inner::Empty
         } else {
-            match Finder::build(&forms) {
+            match Finder::build(&forms, &values_as_is) {
                 Some(finder) => Inner::Patterns(Patterns::new(
                     finder,
                     forms.into_iter().map(Vec::into_boxed_slice).collect(),

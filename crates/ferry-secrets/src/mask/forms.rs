@@ -63,10 +63,12 @@ const FORM: &AsciiSet = &NON_ALPHANUMERIC
 const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 
 /// Appends every maskable form of `value` to `out` (possibly with duplicates).
-pub fn push_forms(value: &[u8], out: &mut Vec<Vec<u8>>) {
+/// Returns how many of them, pushed first, are the value itself (as is and trimmed):
+/// the forms output most often shows.
+pub fn push_forms(value: &[u8], out: &mut Vec<Vec<u8>>) -> usize {
     let trimmed = value.trim_ascii();
     if trimmed.len() < MIN_SECRET_LEN {
-        return;
+        return 0;
     }
     let sources: &[&[u8]] = if trimmed.len() == value.len() {
         &[value]
@@ -86,6 +88,7 @@ pub fn push_forms(value: &[u8], out: &mut Vec<Vec<u8>>) {
         push_percent(src, out);
         push_json(src, out);
     }
+    sources.len()
 }
 
 fn push_fragment(form: Vec<u8>, out: &mut Vec<Vec<u8>>) {

@@ -361,3 +361,23 @@ fn maskers_can_be_shared_and_sent_across_threads() {
     });
     assert_eq!(handle.join().unwrap(), "***!");
 }
+
+#[test]
+fn masks_a_secret_on_every_line_in_reads_of_any_size() {
+    // The bulk path (one value, no encoded form in the text): every occurrence,
+    // including those split across two reads and a read boundary inside a `***`.
+    let m = Masker::new([SECRET]);
+    let text = format!("line with {SECRET} in it\n").repeat(5_000);
+    let expected = "line with *** in it\n".repeat(5_000);
+    for read in [1, 7, 16, 17, 4096, 65_536, 1 << 20] {
+        let chunks: Vec<&[u8]> = text.as_bytes().chunks(read).collect();
+        assert_eq!(
+            String::from_utf8(stream(&m, &chunks)).unwrap(),
+            expected,
+            "reads of {read} bytes"
+        );
+    }
+    // An encoded form among the plain ones sends the read down the general path.
+    let mixed = format!("{SECRET} {} {SECRET}\n", STANDARD.encode(SECRET));
+    assert_eq!(stream(&m, &[mixed.as_bytes()]), b"*** *** ***\n");
+}
