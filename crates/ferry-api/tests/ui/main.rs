@@ -3,5 +3,6 @@
 
 mod browser;
 mod deploys;
+mod deploys_browser;
 mod pages;
 mod support;

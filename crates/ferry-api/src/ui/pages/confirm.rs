@@ -3,7 +3,8 @@
 //! and its form posts to `/ui/services/{name}/deploy` (`actions.rs`). The service
 //! page's script opens it in a dialog; without the script it is a page of its own.
 
-use super::services::{enc, release_cell, service_path, service_view};
+use super::service_view::service_view;
+use super::services::{enc, release_cell, service_path};
 use crate::AppState;
 use crate::ui::auth::Session;
 use crate::ui::error::UiError;

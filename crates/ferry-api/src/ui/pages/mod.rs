@@ -7,6 +7,7 @@ pub(super) mod events;
 pub(super) mod projects;
 pub(super) mod run;
 pub(super) mod runs;
+pub(super) mod service_view;
 pub(super) mod services;
 
 use super::layout::{badge, duration, git_ref, short_sha, time};
