@@ -36,6 +36,9 @@ pub struct InFlight {
     deploys: Mutex<HashMap<(i64, i64), watch::Receiver<Ended>>>,
 }
 
+/// How long the outcome of an ended job deploy is kept for its agent.
+const KEEP_ENDED: Duration = Duration::from_secs(120);
+
 /// How many of a store's newest deploys are searched for an attempt's deploy after a
 /// restart.
 const RECENT_DEPLOYS: i64 = 200;
@@ -99,6 +102,7 @@ async fn start_or_join(
     let (tx, rx) = watch::channel(None);
     let existing = attempt_deploy(state.core.store(), job).await?;
     let task_state = state.clone();
+    let key = (job.id, attempt);
     let (run_id, name) = (job.run_id, job.name.clone());
     tokio::spawn(async move {
         let ended = match existing {
@@ -121,6 +125,13 @@ async fn start_or_join(
         }
         // Nobody listening (the agent went away) is fine: the deploy ran anyway.
         let _ = tx.send(Some(ended));
+        // Forget it a while after it ended, whether or not the agent came back for the
+        // outcome: asked again later, the server finds the ended deploy in the store.
+        tokio::select! {
+            () = tokio::time::sleep(KEEP_ENDED) => {}
+            () = task_state.shutdown().cancelled() => {}
+        }
+        task_state.job_deploys.deploys.lock().await.remove(&key);
     });
     deploys.insert((job.id, attempt), rx.clone());
     Ok(rx)

@@ -390,6 +390,13 @@ async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
             .all(|l| l.starts_with(&format!("deploy {deploy_id}"))),
         "{lines:#?}"
     );
+    // Asked once more after the outcome was handed out (as after a server restart),
+    // the server finds the attempt's deploy in the store instead of deploying again.
+    let again = agent.job_deploy(&request).await?;
+    assert!(
+        matches!(again, ferry_client::api::JobDeployAnswer::Finished { deploy_id: d, succeeded: true, .. } if d == deploy_id),
+        "{again:?}"
+    );
     let deploys = agent
         .deploys(&ferry_client::DeployFilter::default())
         .await?;
