@@ -4,8 +4,9 @@
 //! process group, with `PORT` set to a free 127.0.0.1 port chosen here, the spec's env,
 //! and the server's environment minus the secret store's master key. A supervisor task
 //! restarts it when it exits (exponential backoff from 200 ms, capped at 30 s, reset
-//! after 30 s of running) and copies every output line to the tracing log (debug, on
-//! the `ferry_engine::deploy::instance` target) and to the instance's log file.
+//! after 30 s of running). Its stdout and stderr go to the instance's log file, whose
+//! new lines a tail task copies to the tracing log (debug, on the
+//! `ferry_engine::deploy::instance` target).
 //!
 //! Everything needed to find an instance again lives on disk, in the *run directory*
 //! `<root>/<service>/<environment>/<name>/` (`root` is `<data_dir>/instances`):
@@ -29,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::process::{Child, Command};
 
 /// First restart delay after a crash.
@@ -40,6 +41,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_RESET: Duration = Duration::from_secs(30);
 /// Grace given to a leftover with the same name before it is killed.
 const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
+/// How often new output is copied to the tracing log.
+const TAIL_EVERY: Duration = Duration::from_millis(250);
 /// The `owner` content of a stopped instance.
 const STOPPED: &str = "stopped";
 
@@ -177,6 +180,20 @@ struct Launch {
 
 impl Launch {
     fn spawn(&self) -> Result<Child, TargetError> {
+        // Output goes straight to the log file, not through a pipe to this server: an
+        // instance outlives its server (a restart adopts it) and must not die of a
+        // broken pipe meanwhile.
+        let log = self.dir.join("output.log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| {
+                TargetError::Start(format!("cannot open the log file {}: {e}", log.display()))
+            })?;
+        let err = file.try_clone().map_err(|e| {
+            TargetError::Start(format!("cannot open the log file {}: {e}", log.display()))
+        })?;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(&self.command)
@@ -184,8 +201,8 @@ impl Launch {
             .env_remove(ferry_secrets::MASTER_KEY_ENV)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(err))
             .process_group(0)
             .kill_on_drop(false);
         cmd.spawn().map_err(|e| {
@@ -199,34 +216,32 @@ impl Launch {
     }
 }
 
-/// Copies one output stream into the log file and the tracing log.
-async fn pump(name: String, stream: impl AsyncRead + Unpin, log: PathBuf) {
-    let mut lines = BufReader::new(stream).lines();
-    let mut file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log)
-        .await
-        .ok();
-    while let Ok(Some(line)) = lines.next_line().await {
-        tracing::debug!(target: "ferry_engine::deploy::instance", instance = %name, "{line}");
-        if let Some(f) = file.as_mut() {
-            let mut bytes = line.into_bytes();
-            bytes.push(b'\n');
-            if f.write_all(&bytes).await.is_err() {
-                file = None;
+/// Copies new lines of the instance's log file to the tracing log while `owner`
+/// holds `token`.
+async fn tail(name: String, dir: PathBuf, token: String) {
+    let log = dir.join("output.log");
+    let mut offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let mut partial = Vec::new();
+    loop {
+        let running = read_owner(&dir).as_deref() == Some(token.as_str());
+        if let Ok(mut f) = tokio::fs::File::open(&log).await
+            && f.seek(std::io::SeekFrom::Start(offset)).await.is_ok()
+        {
+            let mut buf = Vec::new();
+            if let Ok(n) = f.read_to_end(&mut buf).await {
+                offset += n as u64;
+                partial.extend_from_slice(&buf);
+                while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = partial.drain(..=end).collect();
+                    let line = String::from_utf8_lossy(&line[..line.len() - 1]);
+                    tracing::debug!(target: "ferry_engine::deploy::instance", instance = %name, "{line}");
+                }
             }
         }
-    }
-}
-
-fn watch_output(launch: &Launch, child: &mut Child) {
-    let log = launch.dir.join("output.log");
-    if let Some(out) = child.stdout.take() {
-        tokio::spawn(pump(launch.name.clone(), out, log.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        tokio::spawn(pump(launch.name.clone(), err, log));
+        if !running {
+            return;
+        }
+        tokio::time::sleep(TAIL_EVERY).await;
     }
 }
 
@@ -268,7 +283,6 @@ async fn supervise(launch: Launch, token: String, mut child: Child) {
         if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
             write_pid(&launch.dir, pid);
         }
-        watch_output(&launch, &mut child);
     }
 }
 
@@ -323,7 +337,7 @@ impl Target for ProcessTarget {
             env,
             dir: dir.clone(),
         };
-        let mut child = launch.spawn()?;
+        let child = launch.spawn()?;
         let pid = child
             .id()
             .and_then(|p| i32::try_from(p).ok())
@@ -331,7 +345,7 @@ impl Target for ProcessTarget {
                 TargetError::Start(format!("instance `{name}` exited as soon as it started"))
             })?;
         write_pid(&dir, pid);
-        watch_output(&launch, &mut child);
+        tokio::spawn(tail(name.clone(), dir.clone(), token.clone()));
         tokio::spawn(supervise(launch, token.clone(), child));
         tracing::debug!(instance = %name, pid, port, "Started an instance.");
         Ok(Instance {

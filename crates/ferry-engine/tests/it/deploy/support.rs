@@ -87,6 +87,9 @@ pub struct Lab {
 /// when a test fails: instances outlive their server by design.
 struct Reaper {
     instances: Option<PathBuf>,
+    /// The deployer's loop, stopped first so it does not start instances again.
+    shutdown: CancellationToken,
+    task: Option<tokio::task::AbortHandle>,
 }
 
 impl Drop for Reaper {
@@ -94,6 +97,10 @@ impl Drop for Reaper {
         let Some(root) = self.instances.take() else {
             return;
         };
+        self.shutdown.cancel();
+        if let Some(t) = &self.task {
+            t.abort();
+        }
         let dirs = |p: &Path| -> Vec<PathBuf> {
             std::fs::read_dir(p)
                 .map(|e| {
@@ -222,8 +229,11 @@ impl Lab {
             "test-server".into(),
             config(&proxy),
         );
+        let shutdown = CancellationToken::new();
         let reaper = Reaper {
             instances: Some(data.path().join("instances")),
+            shutdown: shutdown.clone(),
+            task: None,
         };
         Lab {
             data,
@@ -231,7 +241,7 @@ impl Lab {
             proxy,
             proxy_addr,
             deployer,
-            shutdown: CancellationToken::new(),
+            shutdown,
             task: None,
             proxy_stop,
             reaper,
@@ -239,12 +249,13 @@ impl Lab {
     }
 
     pub async fn start(&mut self) {
-        self.task = Some(
-            self.deployer
-                .start(self.shutdown.clone())
-                .await
-                .expect("deployer starts"),
-        );
+        let task = self
+            .deployer
+            .start(self.shutdown.clone())
+            .await
+            .expect("deployer starts");
+        self.reaper.task = Some(task.abort_handle());
+        self.task = Some(task);
     }
 
     /// Stops the deployer as a crash would (its deploys stop where they are; the
