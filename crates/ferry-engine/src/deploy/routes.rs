@@ -83,3 +83,50 @@ impl Routes {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(host: &str, release: &Arc<Release>) -> EnvRoute {
+        EnvRoute {
+            routes: vec![(host.to_owned(), "/".to_owned())],
+            live: release.clone(),
+            canary: None,
+        }
+    }
+
+    #[test]
+    fn every_environment_is_published_and_one_without_routes_is_left_out() {
+        let proxy = Proxy::new(RouteTable::default());
+        let routes = Routes::new(Some(proxy.clone()));
+        let shop = Release::new("v1", vec!["127.0.0.1:1".parse().unwrap()]);
+        let blog = Release::new("v7", vec!["127.0.0.1:2".parse().unwrap()]);
+        routes.set("shop", "prod", Some(entry("shop.test", &shop)));
+        routes.set("blog", "prod", Some(entry("blog.test", &blog)));
+        let mut quiet = entry("x", &blog);
+        quiet.routes.clear();
+        routes.set("worker", "prod", Some(quiet));
+        let table = proxy.routes();
+        let names: Vec<&str> = table
+            .routes()
+            .iter()
+            .map(|r| r.service.name.as_str())
+            .collect();
+        assert_eq!(names, ["blog/prod", "shop/prod"]);
+        assert!(routes.get("worker", "prod").is_none());
+
+        // A canary, then its removal: the live release keeps its `Arc`.
+        let v2 = Release::new("v2", vec!["127.0.0.1:3".parse().unwrap()]);
+        let mut e = entry("shop.test", &shop);
+        e.canary = Some((v2.clone(), 30));
+        routes.set("shop", "prod", Some(e));
+        let table = proxy.routes();
+        let svc = &table.lookup("shop.test", "/").unwrap().service;
+        assert_eq!(svc.canary_weight, 30);
+        assert!(Arc::ptr_eq(&svc.live, &shop));
+        routes.set("shop", "prod", None);
+        assert!(proxy.routes().lookup("shop.test", "/").is_none());
+        assert!(shop.is_retired() && v2.is_retired() && !blog.is_retired());
+    }
+}
