@@ -293,6 +293,15 @@ impl Deployer {
         recover::stop_everything(&self.inner).await
     }
 
+    /// Stops the processes of the `process` target, which are this server's children:
+    /// `ferry serve` calls it when it shuts down gracefully, so nothing it started keeps
+    /// running without it. The live state is kept: the next start runs them again.
+    /// (After a crash they keep running and the next start adopts them.) Containers and
+    /// ssh hosts are not touched.
+    pub async fn stop_processes(&self) {
+        recover::stop_processes(&self.inner).await
+    }
+
     /// Creates (or reuses) the release of the service declared in `req.config`.
     pub async fn create_release(&self, req: ReleaseRequest) -> Result<Release, DeployError> {
         let service = release::parse_deploy(&req.config).map_err(DeployError::Config)?;

@@ -380,6 +380,12 @@ pub(crate) async fn stop_everything(inner: &Arc<Inner>) -> Result<(), DeployErro
             }
         }
     }
+    stop_processes(inner).await;
+    Ok(())
+}
+
+/// Stops every process of the `process` target, live, warm or draining.
+pub(crate) async fn stop_processes(inner: &Arc<Inner>) {
     let root = inner.data_dir.join("instances");
     let process = super::target::process::ProcessTarget::new(&root);
     for service in read_names(&root) {
@@ -389,7 +395,6 @@ pub(crate) async fn stop_everything(inner: &Arc<Inner>) -> Result<(), DeployErro
             }
         }
     }
-    Ok(())
 }
 
 /// The names of the directories in `dir` (none when it cannot be read).

@@ -152,6 +152,21 @@ impl ServerProc {
 impl Drop for ServerProc {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // SIGTERM first, so the server stops the service processes it supervises
+            // (deploy tests start some); SIGKILL if it takes too long.
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while std::time::Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
             if std::thread::panicking() {

@@ -350,6 +350,9 @@ impl Server {
         };
         tokio::join!(api, edge);
         self.tasks.join().await;
+        // With the proxy gone, the service processes this server supervised would run
+        // unreachable and unsupervised; the next start runs the live releases again.
+        self.core.deployer().stop_processes().await;
         tracing::info!("Ferry server stopped.");
         Ok(())
     }
