@@ -135,7 +135,10 @@ impl StepOutput {
             } else {
                 break;
             };
-            let text = if done == 0 && st.pending.len() <= MAX_CHUNK {
+            // The buffer itself becomes the first event's text when what follows it
+            // is short (the usual case: the tail of a partial line), so copying that
+            // stays cheap; otherwise windows are copied out and shifted once at the end.
+            let text = if done == 0 && st.pending.len() - next <= MAX_CHUNK {
                 split_off_text(&mut st.pending, end, next)
             } else {
                 let text = into_text(rest[..end].to_vec());

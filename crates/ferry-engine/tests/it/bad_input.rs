@@ -124,6 +124,29 @@ async fn a_hundred_megabyte_line_streams_in_bounded_chunks() {
 }
 
 #[tokio::test]
+async fn a_secret_throughout_a_line_longer_than_a_read_is_masked_everywhere() {
+    // 70,000 occurrences on one line of about 1 MB: many reads, read boundaries inside
+    // occurrences, and events cut mid-line.
+    let r = repo(
+        "jobs:\n  j:\n    env:\n      TOKEN: ${{ secrets.API_TOKEN }}\n    steps: [{ name: long, run: \"{ yes \\\"$TOKEN\\\" || true; } | head -n 70000 | tr '\\\\n' ' '; echo; echo done\" }]\n",
+        &[],
+    );
+    let mut o = r.opts();
+    o.secrets = std::sync::Arc::new(std::collections::HashMap::from([(
+        "API_TOKEN".to_string(),
+        b"hunter2-s3cr3t".to_vec(),
+    )]));
+    let ran = run_with(&r, o, CancellationToken::new()).await;
+    assert!(ran.summary.success, "{:?}", ran.summary.jobs);
+    let log = std::fs::read_to_string(ran.log_dir("j").join("01-long.log")).unwrap();
+    assert_eq!(log, format!("{}\ndone\n", "*** ".repeat(70_000)));
+    let logs = ran.logs("j");
+    assert!(!logs.contains("hunter2"));
+    assert_eq!(logs.matches("***").count(), 70_000);
+    assert!(logs.ends_with("done\n"), "{}", &logs[logs.len() - 20..]);
+}
+
+#[tokio::test]
 async fn a_workspace_deleted_mid_run_fails_the_step_clearly() {
     let r = repo(
         "jobs:\n  j:\n    steps:\n      - run: rm -rf \"$FERRY_WORKSPACE\"\n      - run: echo unreachable\n",
