@@ -123,21 +123,12 @@ impl Server {
         let started = Instant::now();
         let out = proc::output(&mut c)?;
         let took = started.elapsed();
-        let id = out
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("Deploy ")?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .with_context(|| {
-                format!(
-                    "no deploy id in the output of `{}`:\n{out}",
-                    proc::display(&c)
-                )
-            })?;
+        let id = out.lines().find_map(deploy_id).with_context(|| {
+            format!(
+                "no deploy id in the output of `{}`:\n{out}",
+                proc::display(&c)
+            )
+        })?;
         Ok((id, took))
     }
 
@@ -163,6 +154,17 @@ impl Server {
         let ms = u64::try_from(at(switched) - at(healthy)).unwrap_or(0);
         Ok(Duration::from_millis(ms))
     }
+}
+
+/// The deploy's id in a line of `ferry deploy`'s output: `Deploy 14 of …` or
+/// `… (deploy 14, 4.21s).`
+fn deploy_id(line: &str) -> Option<i64> {
+    let rest = match line.strip_prefix("Deploy ") {
+        Some(rest) => rest,
+        None => &line[line.find("(deploy ")? + "(deploy ".len()..],
+    };
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
@@ -346,4 +348,20 @@ pub fn run(ferry: &Path, dir: &Path, procs: &mut Procs) -> anyhow::Result<E2e> {
         failures,
         deploys,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_the_deploy_id_in_either_line() {
+        assert_eq!(
+            super::deploy_id("Deploy 14 of `shop` v7 to `staging` is queued"),
+            Some(14)
+        );
+        assert_eq!(
+            super::deploy_id("`web` v1 is live in `prod` (deploy 3, 0.23s)."),
+            Some(3)
+        );
+        assert_eq!(super::deploy_id("health v1 is healthy."), None);
+    }
 }
