@@ -104,14 +104,20 @@ pub fn text_event(out: &mut impl Write, style: Style, ev: &RunEvent) -> std::io:
         RunEvent::Log { job, line, .. } => {
             // The engine batches consecutive lines into one event for throughput, and a
             // flooding step makes millions of lines: the prefix is formatted once and
-            // each line is copied as is, with no formatting machinery per line.
+            // each line is copied with its newline as it lies in the event's text, so
+            // a line costs two copies and no formatting machinery.
             let prefix = format!("{} │ ", style.dim(job));
-            for l in line.split('\n') {
+            let text = line.as_bytes();
+            let mut start = 0;
+            for nl in Newlines::new(text) {
                 out.write_all(prefix.as_bytes())?;
-                out.write_all(l.as_bytes())?;
-                out.write_all(b"\n")?;
+                out.write_all(&text[start..=nl])?;
+                start = nl + 1;
             }
-            Ok(())
+            // The last line has no `\n` in the text (and may be empty).
+            out.write_all(prefix.as_bytes())?;
+            out.write_all(&text[start..])?;
+            out.write_all(b"\n")
         }
         RunEvent::StepFinished {
             step,
@@ -157,6 +163,53 @@ pub fn text_event(out: &mut impl Write, style: Style, ev: &RunEvent) -> std::io:
             _ => Ok(()),
         },
         RunEvent::RunFinished { .. } => Ok(()),
+    }
+}
+
+/// The positions of every `\n` in a text, found eight bytes at a time in one pass: a
+/// flooding step makes millions of short lines, where a search per line spends more
+/// on starting than on searching.
+struct Newlines<'a> {
+    bytes: &'a [u8],
+    /// Where the next word starts.
+    next: usize,
+    /// Where the current word starts, and a high bit set in each of its `\n` bytes.
+    base: usize,
+    bits: u64,
+}
+
+impl<'a> Newlines<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Newlines {
+            bytes,
+            next: 0,
+            base: 0,
+            bits: 0,
+        }
+    }
+}
+
+impl Iterator for Newlines<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        const NEWLINES: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+        while self.bits == 0 {
+            let rest = self.bytes.get(self.next..).filter(|r| !r.is_empty())?;
+            let mut word = [0u8; 8];
+            let n = rest.len().min(8);
+            word[..n].copy_from_slice(&rest[..n]);
+            // Zero exactly where a byte is `\n`; then the high bit of each zero byte
+            // (exact: no carry crosses bytes, unlike the shorter has-zero trick).
+            let x = u64::from_le_bytes(word) ^ NEWLINES;
+            self.bits = !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+            self.base = self.next;
+            self.next += n;
+        }
+        let at = self.base + (self.bits.trailing_zeros() / 8) as usize;
+        self.bits &= self.bits - 1;
+        Some(at)
     }
 }
 
@@ -209,6 +262,49 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(420)), "0.42s");
         assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(human_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn log_events_print_each_line_with_the_job_prefix() {
+        let render = |text: &str| {
+            let ev = RunEvent::Log {
+                job: "build".into(),
+                step: 0,
+                stream: "stdout".into(),
+                line: text.into(),
+            };
+            let mut out = Vec::new();
+            text_event(&mut out, Style { enabled: false }, &ev).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(render("one"), "build │ one\n");
+        assert_eq!(render("one\ntwo"), "build │ one\nbuild │ two\n");
+        assert_eq!(render(""), "build │ \n");
+        assert_eq!(render("one\n"), "build │ one\nbuild │ \n");
+        assert_eq!(render("\n\nx"), "build │ \nbuild │ \nbuild │ x\n");
+    }
+
+    #[test]
+    fn newlines_are_found_at_every_position_of_a_word() {
+        let mut text = Vec::new();
+        for i in 0..40u8 {
+            text.push(if i % 3 == 0 || i == 7 || i == 8 {
+                b'\n'
+            } else if i % 5 == 0 {
+                0x8a // `\n` with the high bit set: a false positive of the short trick
+            } else {
+                i.max(0x0b)
+            });
+        }
+        text.extend_from_slice("é\n\u{a0a}\n".as_bytes());
+        for end in 0..=text.len() {
+            let want: Vec<usize> = (0..end).filter(|&i| text[i] == b'\n').collect();
+            assert_eq!(
+                Newlines::new(&text[..end]).collect::<Vec<_>>(),
+                want,
+                "{end}"
+            );
+        }
     }
 
     #[test]
