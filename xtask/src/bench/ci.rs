@@ -4,7 +4,9 @@
 //! - per-step overhead on the host: 100 steps `run: "true"` against a bash script that
 //!   forks `/bin/true` 100 times, and ferry's fixed cost with a 1-step pipeline;
 //! - log throughput: a step writing 200 MB to stdout with a stored secret referenced by
-//!   the job (so every byte goes through masking), against bash writing to /dev/null;
+//!   the job (so every byte goes through masking), against bash writing to /dev/null
+//!   (the goal), and for scale against bash piping it through `cat` to /dev/null: what
+//!   any process that reads the output pays, before masking, logging or printing;
 //! - container-step overhead: 20 steps in `ferry-test/busybox:1` against the same 20
 //!   steps on the host executor.
 //!
@@ -133,6 +135,7 @@ impl Bench {
         bench.script("steps1", &true_n(1))?;
         bench.script(&format!("steps{STEPS}"), &true_n(STEPS))?;
         bench.script("log", &format!("{} > /dev/null\n", log_command()))?;
+        bench.script("log_cat", &format!("{} | cat > /dev/null\n", log_command()))?;
         Ok(bench)
     }
 
@@ -465,6 +468,7 @@ pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
         &[
             ("ferry run, 200 MB of masked log", ferry("log")),
             ("bash, 200 MB to /dev/null", script("log")),
+            ("bash, 200 MB through cat", script("log_cat")),
         ],
     )?;
     p.done("timed log throughput");
@@ -511,7 +515,7 @@ fn figures(
     let n = STEPS as f64;
     let cn = CONTAINER_STEPS as f64;
     let [f1, b1, f100, b100] = [0, 1, 2, 3].map(|i| host[i].min_s);
-    let [flog, blog] = [0, 1].map(|i| log[i].min_s);
+    let [flog, blog, clog] = [0, 1, 2].map(|i| log[i].min_s);
     let [h20, c1, c20] = [0, 1, 2].map(|i| container[i].min_s);
     let mb = LOG_BYTES as f64 / 1e6;
     let mut rows = vec![
@@ -566,6 +570,20 @@ fn figures(
             "",
             Some(Goal::AtLeast(LOG_GOAL_RATIO)),
             "ferry MB/s ÷ bash MB/s",
+        ),
+        Row::new(
+            "log throughput, bash through `cat`",
+            mb / clog,
+            "MB/s",
+            None,
+            "the same command piped to `cat > /dev/null`: one reader of the output, doing nothing with it",
+        ),
+        Row::new(
+            "log throughput ratio against `cat`",
+            clog / flog,
+            "",
+            None,
+            "ferry MB/s ÷ bash-through-`cat` MB/s: what masking, the log file and printing add to reading",
         ),
         Row::new(
             "per-step overhead (container vs host)",
@@ -688,7 +706,7 @@ mod tests {
     fn figures_subtract_the_baseline_and_judge_the_goals() {
         let t = |s: f64| Timing::new("t", &[Duration::from_secs_f64(s)]);
         let host = [t(0.020), t(0.002), t(0.400), t(0.102)];
-        let log = [t(2.0), t(1.0)];
+        let log = [t(2.0), t(1.0), t(1.6)];
         let container = [t(0.080), t(0.500), t(1.450)];
         let rows = figures(&host, &log, &container, "masked", true);
         let get = |name: &str| rows.iter().find(|r| r.metric == name).unwrap();
@@ -698,6 +716,7 @@ mod tests {
         assert!(close(get("fixed overhead (1-step pipeline)").value, 18.0));
         assert!(close(get("log throughput, ferry").value, 100.0));
         assert!(close(get("log throughput ratio").value, 0.5));
+        assert!(close(get("log throughput ratio against `cat`").value, 0.8));
         assert_eq!(get("log throughput ratio").met, Some(false));
         assert!(close(
             get("per-step overhead (container vs host)").value,
