@@ -125,7 +125,7 @@ mod tests {
         let (_, text, _) = FILES[0];
         let pipeline = ferry_config::parse(Path::new("ferry.yml"), text)
             .unwrap_or_else(|d| panic!("the bundled ferry.yml is invalid:\n{d}"));
-        assert_eq!(pipeline.jobs.len(), 4);
+        assert_eq!(pipeline.jobs.len(), 3);
         let deploy = pipeline.deploy.expect("the example deploys");
         assert_eq!(deploy.name, SERVICE);
         assert_eq!(
