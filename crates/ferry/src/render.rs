@@ -197,9 +197,16 @@ impl Iterator for Newlines<'_> {
         const NEWLINES: u64 = 0x0a0a_0a0a_0a0a_0a0a;
         while self.bits == 0 {
             let rest = self.bytes.get(self.next..).filter(|r| !r.is_empty())?;
-            let mut word = [0u8; 8];
-            let n = rest.len().min(8);
-            word[..n].copy_from_slice(&rest[..n]);
+            // A whole word is one load; only the last, partial one is padded (with
+            // zeros, which are not `\n`).
+            let (word, n) = match rest.first_chunk::<8>() {
+                Some(word) => (*word, 8),
+                None => {
+                    let mut word = [0u8; 8];
+                    word[..rest.len()].copy_from_slice(rest);
+                    (word, rest.len())
+                }
+            };
             // Zero exactly where a byte is `\n`; then the high bit of each zero byte
             // (exact: no carry crosses bytes, unlike the shorter has-zero trick).
             let x = u64::from_le_bytes(word) ^ NEWLINES;
