@@ -35,7 +35,7 @@ pub fn up(global: &Global, args: UpArgs) -> Result<(), Failure> {
     if !explicit_proxy && let Some(edge) = opts.proxy.as_mut() {
         edge.listen = free_port_from(edge.listen)?;
     }
-    crate::logging::init(&opts.log_level)?;
+    crate::cmd::proxy::access::init(&opts.log_level, opts.access_log.as_deref())?;
     super::serve::runtime()?.block_on(async move {
         let (store, lock) = super::serve::open_store(&opts).await?;
         let (token, new_token) = admin::up_token(&store, &opts.data_dir)
