@@ -27,14 +27,14 @@ fn which(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// chromedriver on a free port and one Chromium session through it.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: Child,
     _profile: TempDir,
 }
 
 impl Browser {
-    async fn start() -> TestResult<Browser> {
+    pub(crate) async fn start() -> TestResult<Browser> {
         let driver_bin = which(&["chromedriver"]).ok_or(MISSING)?;
         let chromium = which(&["chromium", "chromium-browser", "google-chrome"]).ok_or(MISSING)?;
         let port = {
@@ -93,7 +93,7 @@ impl Browser {
         })
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let Browser {
             client, mut driver, ..
         } = self;
@@ -103,12 +103,17 @@ impl Browser {
 }
 
 /// Runs `script` in the page and returns its value.
-async fn js(client: &Client, script: &str) -> TestResult<Value> {
+pub(crate) async fn js(client: &Client, script: &str) -> TestResult<Value> {
     Ok(client.execute(script, Vec::new()).await?)
 }
 
 /// Polls `script` every 100 ms until it returns `true`.
-async fn wait_js(client: &Client, script: &str, limit: Duration, what: &str) -> TestResult {
+pub(crate) async fn wait_js(
+    client: &Client,
+    script: &str,
+    limit: Duration,
+    what: &str,
+) -> TestResult {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         if js(client, script).await? == Value::Bool(true) {

@@ -5,122 +5,14 @@
 //! Needs `chromium` and `chromedriver` on the PATH (`cargo xtask test` installs them);
 //! without them the test fails and says so.
 
+use crate::browser::{Browser, js, wait_js};
 use crate::deploys::{Seeded, waiting_for_approval};
 use crate::support::TestResult;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use ferry_types::Role;
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tempfile::TempDir;
-use tokio::process::{Child, Command};
-
-const MISSING: &str = "the web UI test drives headless Chromium and needs `chromium` and \
-    `chromedriver` on the PATH: run `cargo xtask test`, which installs them (on Debian: \
-    apt-get install chromium chromium-driver)";
-
-/// The first of `names` found on the PATH.
-fn which(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
-
-/// chromedriver on a free port and one headless Chromium session through it.
-struct Browser {
-    client: Client,
-    driver: Child,
-    _profile: TempDir,
-}
-
-impl Browser {
-    async fn start() -> TestResult<Browser> {
-        let driver_bin = which(&["chromedriver"]).ok_or(MISSING)?;
-        let chromium = which(&["chromium", "chromium-browser", "google-chrome"]).ok_or(MISSING)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let driver = Command::new(&driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}; {MISSING}", driver_bin.display()))?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if tokio::time::Instant::now() > deadline {
-                return Err("chromedriver did not listen within 20 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let profile = tempfile::tempdir()?;
-        let Value::Object(caps) = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
-                    "--window-size=1280,900", "--force-device-scale-factor=1",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            },
-        }) else {
-            return Err("capabilities are an object".into());
-        };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .map_err(|e| format!("cannot start a Chromium session ({e}); {MISSING}"))?;
-        Ok(Browser {
-            client,
-            driver,
-            _profile: profile,
-        })
-    }
-
-    async fn close(self) {
-        let Browser {
-            client, mut driver, ..
-        } = self;
-        let _ = client.close().await;
-        let _ = driver.kill().await;
-    }
-}
-
-async fn js(c: &Client, script: &str) -> TestResult<Value> {
-    Ok(c.execute(script, Vec::new()).await?)
-}
-
-/// Polls `script` every 100 ms until it returns `true`.
-async fn wait_js(c: &Client, script: &str, limit: Duration, what: &str) -> TestResult {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if js(c, script).await? == Value::Bool(true) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            let text = js(
-                c,
-                "return document.body ? document.body.innerText.slice(0, 1500) : ''",
-            )
-            .await?;
-            return Err(
-                format!("timed out after {limit:?} waiting for {what}; page:\n{text}").into(),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Where the service page's screenshot goes: the scratch directory, or with
 /// `FERRY_UPDATE_SCREENSHOTS=1` the one the docs show.
