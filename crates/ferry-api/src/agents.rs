@@ -124,7 +124,7 @@ pub async fn heartbeat(
 }
 
 /// The job, if `lease` still holds it; 409 otherwise.
-async fn held_job(state: &AppState, lease: &api::Lease) -> Result<Job, ApiError> {
+pub(crate) async fn held_job(state: &AppState, lease: &api::Lease) -> Result<Job, ApiError> {
     let job = state
         .core
         .store()

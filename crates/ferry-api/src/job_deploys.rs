@@ -14,7 +14,7 @@
 //! [`Core::job_deploy`]: ferry_engine::server::Core::job_deploy
 
 use crate::AppState;
-use crate::agents::MAX_WAIT;
+use crate::agents::{MAX_WAIT, held_job};
 use crate::auth::{Auth, Developer};
 use crate::error::{ApiError, Json, Path};
 use axum::extract::State;
@@ -148,29 +148,6 @@ fn not_a_lost_lease(e: ApiError) -> ApiError {
         }
     } else {
         e
-    }
-}
-
-/// The job, if `lease` still holds it; 409 otherwise.
-async fn held_job(state: &AppState, lease: &api::Lease) -> Result<Job, ApiError> {
-    let job = state
-        .core
-        .store()
-        .get_job(lease.job_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("job", lease.job_id))?;
-    let holds = job.status == ferry_types::JobStatus::Running
-        && job.agent_id.as_deref() == Some(lease.agent_id.as_str())
-        && job.attempt == lease.attempt;
-    if holds {
-        Ok(job)
-    } else {
-        Err(DbError::LeaseLost {
-            job_id: lease.job_id,
-            agent_id: lease.agent_id.clone(),
-            attempt: lease.attempt,
-        }
-        .into())
     }
 }
 
