@@ -291,6 +291,36 @@ pub async fn show_service(
     service_info(store, s, &live).await.map(axum::Json)
 }
 
+/// `GET /api/v1/services/{name}/environments/{env}/output` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutputQuery {
+    /// Lines per instance (default 100, at most 10,000).
+    lines: Option<usize>,
+}
+
+/// `GET /api/v1/services/{name}/environments/{env}/output`
+#[utoipa::path(get, path = "/api/v1/services/{name}/environments/{env}/output", tag = "deploys",
+    params(("name" = String, Path, description = "The service's name"),
+        ("env" = String, Path, description = "The environment"), OutputQuery),
+    responses((status = 200, description = "The last lines of output of each live instance", body = [api::InstanceOutput]),
+        (status = 404, body = ErrorBody), (status = 422, description = "Nothing is live there", body = ErrorBody)))]
+pub async fn output(
+    _auth: Auth<Viewer>,
+    State(state): State<AppState>,
+    Path((name, env)): Path<(String, String)>,
+    Query(q): Query<OutputQuery>,
+) -> Result<axum::Json<Vec<api::InstanceOutput>>, ApiError> {
+    service(state.core.store(), &name).await?;
+    let lines = q.lines.unwrap_or(100).min(10_000);
+    let out = state
+        .core
+        .deployer()
+        .instance_output(&name, &env, lines)
+        .await?;
+    Ok(axum::Json(out))
+}
+
 /// `GET /api/v1/services/{name}/releases` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -78,6 +78,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(deploys::list_services))
         .routes(routes!(deploys::show_service))
         .routes(routes!(deploys::releases))
+        .routes(routes!(deploys::output))
         .routes(routes!(deploys::create_deploy))
         .routes(routes!(deploys::promote))
         .routes(routes!(deploys::rollback))

@@ -2,8 +2,8 @@
 
 use crate::{CALL_TIMEOUT, Client, ClientError, MAX_CLAIM_WAIT, decode, seg};
 use ferry_types::api::{
-    DeployDetail, DeployInfo, DeployRequest, JobDeployAnswer, JobDeployRequest, PromoteRequest,
-    ReleaseInfo, RollbackRequest, ServiceInfo,
+    DeployDetail, DeployInfo, DeployRequest, InstanceOutput, JobDeployAnswer, JobDeployRequest,
+    PromoteRequest, ReleaseInfo, RollbackRequest, ServiceInfo,
 };
 use reqwest::Method;
 use serde::Serialize;
@@ -36,6 +36,27 @@ impl Client {
     /// last deploy.
     pub async fn service(&self, name: &str) -> Result<ServiceInfo, ClientError> {
         self.get(&format!("/api/v1/services/{}", seg(name))).await
+    }
+
+    /// `GET /api/v1/services/{name}/environments/{env}/output?lines=`: the last lines
+    /// of output of each live instance.
+    pub async fn instance_output(
+        &self,
+        service: &str,
+        environment: &str,
+        lines: Option<usize>,
+    ) -> Result<Vec<InstanceOutput>, ClientError> {
+        let path = format!(
+            "/api/v1/services/{}/environments/{}/output",
+            seg(service),
+            seg(environment)
+        );
+        let query: Vec<(&str, String)> = lines
+            .map(|l| ("lines", l.to_string()))
+            .into_iter()
+            .collect();
+        self.json(self.request(Method::GET, &path).query(&query), &path)
+            .await
     }
 
     /// `GET /api/v1/services/{name}/releases?limit=`: the newest releases first.

@@ -505,6 +505,21 @@ pub struct HookResponse {
 // ---------------------------------------------------------------------------------
 // Deploys
 
+/// The latest output of one live instance of a service
+/// (`GET /api/v1/services/{name}/environments/{env}/output`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct InstanceOutput {
+    /// The instance's name, `{service}-{environment}-{release}-{index}`.
+    pub instance: String,
+    /// The release it runs, `v{n}`.
+    pub release: String,
+    /// Its last lines of output (stdout and stderr), oldest first.
+    pub lines: Vec<String>,
+    /// Where to look instead, when Ferry does not keep this target's output.
+    pub note: Option<String>,
+}
+
 /// A deployed service (`deploy.name` in a project's `ferry.yml`) and its environments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -28,6 +28,10 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/services", &["get"]),
     ("/api/v1/services/{name}", &["get"]),
     ("/api/v1/services/{name}/releases", &["get"]),
+    (
+        "/api/v1/services/{name}/environments/{env}/output",
+        &["get"],
+    ),
     ("/api/v1/services/{name}/deploys", &["post"]),
     ("/api/v1/services/{name}/promote", &["post"]),
     ("/api/v1/services/{name}/rollback", &["post"]),

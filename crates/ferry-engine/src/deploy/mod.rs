@@ -302,6 +302,54 @@ impl Deployer {
         recover::stop_processes(&self.inner).await
     }
 
+    /// The last `lines` lines of output of each live instance of `service` in
+    /// `environment`. Ferry keeps the output of `process` instances (in
+    /// `<data_dir>/instances/…/output.log`); for containers and ssh hosts the note says
+    /// where their output is.
+    pub async fn instance_output(
+        &self,
+        service: &str,
+        environment: &str,
+        lines: usize,
+    ) -> Result<Vec<ferry_types::api::InstanceOutput>, DeployError> {
+        let live = self
+            .inner
+            .store
+            .live_env(service, environment)
+            .await?
+            .ok_or_else(|| {
+                DeployError::Invalid(format!(
+                    "`{service}` has no live release in `{environment}`"
+                ))
+            })?;
+        let mut out = Vec::new();
+        for instance in run::instances(&live.instances) {
+            let (tail, note) = match target::process::ProcessTarget::log_file(&instance) {
+                Some(path) => {
+                    let tail = tokio::task::spawn_blocking(move || last_lines(&path, lines))
+                        .await
+                        .unwrap_or_default();
+                    (tail, None)
+                }
+                None => (
+                    Vec::new(),
+                    Some(format!(
+                        "the output of `{}` is kept where it runs: `docker logs ferry-{}` on a \
+                         Docker engine, `~/.ferry/instances/{}/output.log` on an ssh host",
+                        instance.name, instance.name, instance.name
+                    )),
+                ),
+            };
+            out.push(ferry_types::api::InstanceOutput {
+                instance: instance.name.clone(),
+                release: instance.release.clone(),
+                lines: tail,
+                note,
+            });
+        }
+        Ok(out)
+    }
+
     /// Creates (or reuses) the release of the service declared in `req.config`.
     pub async fn create_release(&self, req: ReleaseRequest) -> Result<Release, DeployError> {
         let service = release::parse_deploy(&req.config).map_err(DeployError::Config)?;
@@ -579,5 +627,51 @@ impl Deployer {
             tokio::time::sleep(every).await;
             every = (every * 3 / 2).min(Duration::from_millis(250));
         }
+    }
+}
+
+/// The last `n` lines of the file at `path` (reading at most its last 1 MiB); none when
+/// it cannot be read.
+fn last_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 1 << 20;
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(WINDOW);
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    if file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    // A window that starts mid-file starts mid-line: drop that partial line.
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    lines[skip..].iter().map(|l| l.to_string()).collect()
+}
+
+#[cfg(test)]
+mod output_tests {
+    use super::last_lines;
+
+    #[test]
+    fn last_lines_keeps_the_end_and_drops_a_partial_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(last_lines(&path, 2), ["two", "three"]);
+        assert_eq!(last_lines(&path, 10), ["one", "two", "three"]);
+        // Longer than the 1 MiB window: the line cut by the window is left out.
+        let long = format!("{}\nlast\n", "x".repeat(2 << 20));
+        std::fs::write(&path, long).unwrap();
+        assert_eq!(last_lines(&path, 5), ["last"]);
+        assert!(last_lines(&dir.path().join("missing"), 5).is_empty());
     }
 }

@@ -8,5 +8,5 @@ mod exec;
 mod host;
 mod server;
 mod storage;
-mod targets;
 mod support;
+mod targets;

@@ -26,8 +26,15 @@ fn new_release(project: &str, service: &str, sha: &str) -> NewRelease {
     }
 }
 
-async fn release(store: &Store, project: &str, service: &str, sha: &str) -> Result<Release, DbError> {
-    store.create_release(&new_release(project, service, sha)).await
+async fn release(
+    store: &Store,
+    project: &str,
+    service: &str,
+    sha: &str,
+) -> Result<Release, DbError> {
+    store
+        .create_release(&new_release(project, service, sha))
+        .await
 }
 
 fn new_deploy(service: &str, environment: &str, release_id: i64) -> NewDeploy {
@@ -43,8 +50,15 @@ fn new_deploy(service: &str, environment: &str, release_id: i64) -> NewDeploy {
     }
 }
 
-async fn deploy(store: &Store, service: &str, environment: &str, release_id: i64) -> Result<Deploy, DbError> {
-    store.create_deploy(&new_deploy(service, environment, release_id)).await
+async fn deploy(
+    store: &Store,
+    service: &str,
+    environment: &str,
+    release_id: i64,
+) -> Result<Deploy, DbError> {
+    store
+        .create_deploy(&new_deploy(service, environment, release_id))
+        .await
 }
 
 /// Deploys `release_id` to `environment` all the way: queued, claimed, switched with
@@ -57,15 +71,34 @@ async fn deploy_live(
     keep_previous: Option<(serde_json::Value, i64)>,
 ) -> Result<Deploy, Box<dyn std::error::Error + Send + Sync>> {
     let queued = deploy(store, service, environment, release_id).await?;
-    let claimed = store.claim_deploy("server-a", LEASE).await?.ok_or("a queued deploy to claim")?;
+    let claimed = store
+        .claim_deploy("server-a", LEASE)
+        .await?
+        .ok_or("a queued deploy to claim")?;
     assert_eq!(claimed.id, queued.id);
     let instances = json!([{ "release_id": release_id, "port": 9000 + release_id }]);
-    store.switch_live(claimed.id, "server-a", &Switch { instances, keep_previous }).await?;
-    Ok(store.finish_deploy(claimed.id, "server-a", DeployState::Succeeded, None).await?)
+    store
+        .switch_live(
+            claimed.id,
+            "server-a",
+            &Switch {
+                instances,
+                keep_previous,
+            },
+        )
+        .await?;
+    Ok(store
+        .finish_deploy(claimed.id, "server-a", DeployState::Succeeded, None)
+        .await?)
 }
 
 async fn events_of(store: &Store, kind: EventKind) -> Result<Vec<Event>, DbError> {
-    let all = store.list_events(&EventQuery { limit: 1000, ..EventQuery::default() }).await?;
+    let all = store
+        .list_events(&EventQuery {
+            limit: 1000,
+            ..EventQuery::default()
+        })
+        .await?;
     Ok(all.into_iter().filter(|e| e.kind == kind).collect())
 }
 

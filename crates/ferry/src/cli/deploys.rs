@@ -10,6 +10,12 @@ pub struct ServicesArgs {
     /// Show this service's environments in detail.
     #[arg(value_name = "SERVICE")]
     pub name: Option<String>,
+    /// Print the latest output of the service's live instances in this environment.
+    #[arg(long, value_name = "ENV", requires = "name")]
+    pub output: Option<String>,
+    /// With --output: lines per instance.
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "output")]
+    pub lines: usize,
     /// Server and token.
     #[command(flatten)]
     pub client: ClientArgs,

@@ -6,8 +6,8 @@ pub mod proxy;
 mod remote;
 mod run;
 mod secret;
-mod static_files;
 pub mod serve;
+mod static_files;
 mod up;
 mod validate;
 

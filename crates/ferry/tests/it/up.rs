@@ -142,6 +142,24 @@ fn up_serves_the_example_and_its_run_turns_green() {
     let (head, body) = get_through_proxy(&production);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
     assert!(body.contains("<title>Ferry example site</title>"), "{body}");
+    // The instances' output is kept: both production instances said where they serve.
+    let out = output(ferry(&data).env("FERRY_SERVER", &up.url).args([
+        "services",
+        "example",
+        "--output",
+        "production",
+    ]));
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("Serving public at http://127.0.0.1:").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.contains("==> example-production-v1-0 (v1) <=="),
+        "{text}"
+    );
     let out = output(
         ferry(&data)
             .env("FERRY_SERVER", &up.url)

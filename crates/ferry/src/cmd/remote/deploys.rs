@@ -42,6 +42,24 @@ fn release_number(text: &str, flag: &str) -> Result<i64, Failure> {
 pub fn services(global: &Global, args: ServicesArgs) -> Result<(), Failure> {
     let ctx = Ctx::new(&args.client, global.data_dir.clone())?;
     block_on(async {
+        if let (Some(name), Some(env)) = (&args.name, &args.output) {
+            let out = ctx
+                .call(ctx.client.instance_output(name, env, Some(args.lines)))
+                .await?;
+            if ctx.json {
+                return print_json(&out);
+            }
+            for instance in &out {
+                println!("==> {} ({}) <==", instance.instance, instance.release);
+                for line in &instance.lines {
+                    println!("{line}");
+                }
+                if let Some(note) = &instance.note {
+                    println!("({note})");
+                }
+            }
+            return Ok(());
+        }
         if let Some(name) = &args.name {
             let service = ctx.call(ctx.client.service(name)).await?;
             if ctx.json {
