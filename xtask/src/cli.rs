@@ -246,7 +246,10 @@ mod tests {
     #[test]
     fn bench_rejects_unknown_suite_and_names_the_known_ones() {
         let err = parse(&args("bench nope")).unwrap_err().to_string();
-        assert_eq!(err, "unknown benchmark suite `nope`; suites: ci, server, deploy");
+        assert_eq!(
+            err,
+            "unknown benchmark suite `nope`; suites: ci, server, deploy"
+        );
     }
 
     #[test]
