@@ -7,7 +7,7 @@
 //! server killed at any point resumes or rolls back on restart and never leaves two
 //! half-live releases.
 //!
-//! Target implementations live in [`target`]. The rest, in reading order:
+//! Target implementations live in [`targets`]. The rest, in reading order:
 //! `release` (a release made runnable: config, env and secrets, artifact — a `Plan`),
 //! `run` (the loop and one deploy's phases), `shift` (the strategies), `switch`
 //! (the commit point and the old release's end), `rollback`, `recover`
@@ -24,7 +24,7 @@ mod run;
 mod shift;
 mod steps;
 mod switch;
-pub mod target;
+pub mod targets;
 
 use ferry_store::BlobStore;
 use ferry_store::db::{
@@ -198,7 +198,7 @@ pub(crate) struct Inner {
     /// Pre-migration hooks.
     hooks: RwLock<Vec<Arc<dyn PreMigrateHook>>>,
     /// Old instances draining before they stop (sweeps leave them alone).
-    retiring: Mutex<Vec<target::Instance>>,
+    retiring: Mutex<Vec<targets::Instance>>,
 }
 
 /// How a person reaches a running deploy: cancel it, or promote a blue-green release
@@ -324,7 +324,7 @@ impl Deployer {
             })?;
         let mut out = Vec::new();
         for instance in run::instances(&live.instances) {
-            let (tail, note) = match target::process::ProcessTarget::log_file(&instance) {
+            let (tail, note) = match targets::process::ProcessTarget::log_file(&instance) {
                 Some(path) => {
                     let tail = tokio::task::spawn_blocking(move || last_lines(&path, lines))
                         .await

@@ -12,7 +12,7 @@
 use super::release::{Plan, parse_deploy, target_for};
 use super::routes::EnvRoute;
 use super::run::{Progress, addrs, health_quietly, index_of, instances, now_ms, to_json};
-use super::target::{AnyTarget, Instance, Target};
+use super::targets::{AnyTarget, Instance, Target};
 use super::{DeployError, Inner};
 use ferry_proxy::Release as ProxyRelease;
 use ferry_store::db::{Deploy, LiveEnv};
@@ -387,7 +387,7 @@ pub(crate) async fn stop_everything(inner: &Arc<Inner>) -> Result<(), DeployErro
 /// Stops every process of the `process` target, live, warm or draining.
 pub(crate) async fn stop_processes(inner: &Arc<Inner>) {
     let root = inner.data_dir.join("instances");
-    let process = super::target::process::ProcessTarget::new(&root);
+    let process = super::targets::process::ProcessTarget::new(&root);
     for service in read_names(&root) {
         for environment in read_names(&root.join(&service)) {
             if let Err(e) = process.sweep(&service, &environment, &[]).await {

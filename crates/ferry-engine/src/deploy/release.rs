@@ -2,7 +2,7 @@
 //! and its secrets resolved, the artifact made runnable (a tarball unpacked once under
 //! `<data_dir>/releases/<service>/v<n>/`), and the target picked — a [`Plan`].
 
-use super::target::{AnyTarget, Artifact, InstanceSpec, docker, process, ssh};
+use super::targets::{AnyTarget, Artifact, InstanceSpec, docker, process, ssh};
 use super::{DeployConfig, Inner};
 use ferry_config::model::{self, Environment};
 use ferry_config::{EvalContext, RunFacts};

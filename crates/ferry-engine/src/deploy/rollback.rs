@@ -4,7 +4,7 @@ use super::recover;
 use super::routes::EnvRoute;
 use super::run::{Run, addrs, instances};
 use super::switch::drain;
-use super::target::{Instance, Target};
+use super::targets::{Instance, Target};
 use ferry_proxy::Release as ProxyRelease;
 use ferry_types::DeployPhase;
 use std::sync::Arc;

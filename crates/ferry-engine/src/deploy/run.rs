@@ -14,7 +14,7 @@ use super::recover;
 use super::release::Plan;
 use super::routes::EnvRoute;
 use super::steps;
-use super::target::{AnyTarget, Instance, Target};
+use super::targets::{AnyTarget, Instance, Target};
 use super::{Control, HookContext, Inner};
 use ferry_config::model::{Step, Strategy};
 use ferry_proxy::Release as ProxyRelease;

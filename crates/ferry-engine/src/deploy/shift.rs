@@ -10,7 +10,7 @@ use super::routes::service_name;
 use super::run::{Run, Stop, addrs, now_ms};
 use super::steps::humanize;
 use super::switch::drain;
-use super::target::{Instance, Target};
+use super::targets::{Instance, Target};
 use ferry_config::model::{Analysis, BlueGreen, Canary, Rolling};
 use ferry_proxy::Release as ProxyRelease;
 use ferry_store::db::LiveEnv;

@@ -7,7 +7,7 @@ use super::release::Plan;
 use super::routes::service_name;
 use super::run::{Run, Stop, addrs, instances, now_ms, to_json};
 use super::steps;
-use super::target::{AnyTarget, Instance, Target};
+use super::targets::{AnyTarget, Instance, Target};
 use ferry_config::model::Strategy;
 use ferry_proxy::Release as ProxyRelease;
 use ferry_store::db::{LiveEnv, Switch};

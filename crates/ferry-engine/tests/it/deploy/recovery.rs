@@ -107,8 +107,8 @@ async fn a_restart_starts_live_instances_that_died_and_routes_to_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_cut_short_after_its_switch_is_finished_on_restart() {
-    use ferry_engine::deploy::target::process::ProcessTarget;
-    use ferry_engine::deploy::target::{Artifact, InstanceSpec, Target};
+    use ferry_engine::deploy::targets::process::ProcessTarget;
+    use ferry_engine::deploy::targets::{Artifact, InstanceSpec, Target};
     use ferry_store::db::{NewDeploy, Switch};
     use ferry_types::DeployKind;
 

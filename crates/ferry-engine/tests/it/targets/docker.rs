@@ -5,8 +5,8 @@
 use super::lab::Lab;
 use super::{get, get_once, spec, unique_service};
 use crate::support::busybox_image;
-use ferry_engine::deploy::target::docker::{DockerOptions, DockerTarget};
-use ferry_engine::deploy::target::{Artifact, Instance, InstanceSpec, Target, TargetError};
+use ferry_engine::deploy::targets::docker::{DockerOptions, DockerTarget};
+use ferry_engine::deploy::targets::{Artifact, Instance, InstanceSpec, Target, TargetError};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::time::{Duration, Instant};

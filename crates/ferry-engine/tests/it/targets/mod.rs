@@ -8,7 +8,7 @@ mod lab;
 mod ssh;
 
 use ferry_config::model::Host;
-use ferry_engine::deploy::target::{Artifact, InstanceSpec};
+use ferry_engine::deploy::targets::{Artifact, InstanceSpec};
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

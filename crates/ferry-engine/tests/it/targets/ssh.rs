@@ -4,8 +4,8 @@
 
 use super::lab::Lab;
 use super::{get, get_once, process_runs, spec, tarball, unique_service};
-use ferry_engine::deploy::target::ssh::{SshTarget, SshTargetOptions};
-use ferry_engine::deploy::target::{Target, TargetError};
+use ferry_engine::deploy::targets::ssh::{SshTarget, SshTargetOptions};
+use ferry_engine::deploy::targets::{Target, TargetError};
 use std::time::{Duration, Instant};
 
 const HTTPD: &str = "exec busybox httpd -f -p \"$PORT\" -h .";
@@ -21,7 +21,7 @@ fn target(lab: &Lab) -> SshTarget {
     )
 }
 
-fn pid(i: &ferry_engine::deploy::target::Instance) -> u64 {
+fn pid(i: &ferry_engine::deploy::targets::Instance) -> u64 {
     i.handle["pid"]
         .as_u64()
         .unwrap_or_else(|| panic!("a supervised process's handle has its pid: {}", i.handle))
@@ -74,7 +74,7 @@ async fn runs_a_tarball_release_on_two_hosts_and_stops_it() {
     }
     // Each host unpacked the release once, under its own home.
     let hex = match &artifact {
-        ferry_engine::deploy::target::Artifact::Tarball { digest, .. } => {
+        ferry_engine::deploy::targets::Artifact::Tarball { digest, .. } => {
             digest.trim_start_matches("sha256:").to_string()
         }
         _ => unreachable!("a tarball"),
@@ -353,7 +353,7 @@ async fn runs_an_image_release_through_the_hosts_docker() {
         &service,
         "v1",
         0,
-        ferry_engine::deploy::target::Artifact::Image(crate::support::busybox_image().into()),
+        ferry_engine::deploy::targets::Artifact::Image(crate::support::busybox_image().into()),
         Some(
             "mkdir -p /www && echo \"$GREETING\" > /www/index.html && exec httpd -f -p \"$PORT\" -h /www",
         ),

@@ -4,8 +4,8 @@
 //! Connections are made on first use and kept; a forward whose `ssh` died is made
 //! again on the next use.
 
-use crate::deploy::target::TargetError;
-use crate::deploy::target::ssh::client::{SshClient, host_label};
+use crate::deploy::targets::TargetError;
+use crate::deploy::targets::ssh::client::{SshClient, host_label};
 use bollard::Docker;
 use ferry_config::model::Host;
 use std::collections::HashMap;

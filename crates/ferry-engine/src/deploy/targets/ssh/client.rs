@@ -8,7 +8,7 @@
 //! stdin instead and keep their (secret-free) script on the command line.
 
 use crate::deploy::SshConfig;
-use crate::deploy::target::TargetError;
+use crate::deploy::targets::TargetError;
 use ferry_config::model::Host;
 use std::collections::BTreeSet;
 use std::path::Path;
