@@ -23,14 +23,14 @@ mod e2e;
 use super::machine::Machine;
 use super::report::{Goal, Report, Row};
 use super::stats::Timing;
+use super::support::{Procs, resolve_ferry};
 use crate::cli::FerrySource;
-use crate::{deps, paths, phase, proc, test::cargo};
+use crate::{deps, paths, phase, proc};
 use anyhow::{Context, bail};
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// wrk's threads and connections, the same against both proxies.
@@ -48,47 +48,6 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// Goals.
 const THROUGHPUT_RATIO_GOAL: f64 = 0.8;
 const SWITCH_GOAL_MS: f64 = 100.0;
-
-/// Processes started by the suite; dropping it kills and reaps each of them.
-#[derive(Default)]
-struct Procs(Vec<(String, Child)>);
-
-impl Procs {
-    fn spawn(&mut self, name: &str, cmd: &mut Command, logs: &Path) -> anyhow::Result<u32> {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(File::create(logs.join(format!("{name}.out")))?)
-            .stderr(File::create(logs.join(format!("{name}.stderr")))?)
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", proc::display(cmd)))?;
-        let pid = child.id();
-        self.0.push((name.to_string(), child));
-        Ok(pid)
-    }
-
-    /// Fails if a process has exited: the figures would mean nothing.
-    fn check_alive(&mut self, logs: &Path) -> anyhow::Result<()> {
-        for (name, child) in &mut self.0 {
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "`{name}` {} during the benchmark:\n{}",
-                    proc::describe(status),
-                    proc::tail(&logs.join(format!("{name}.stderr")), 20)
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// A loopback port free right now.
 fn free_port() -> anyhow::Result<u16> {
@@ -128,33 +87,6 @@ fn ensure_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `ferry` to measure: a release build, or the binary given.
-fn resolve_ferry(source: &FerrySource) -> anyhow::Result<(PathBuf, String)> {
-    let (bin, origin) = match source {
-        FerrySource::Prebuilt(path) => (path.clone(), format!("prebuilt {}", path.display())),
-        FerrySource::WorkingTree => {
-            let p = phase::start("preparing ferry (release build)");
-            proc::run(cargo().args(["build", "--release", "--package", "ferry"]))?;
-            p.done("built ferry");
-            (
-                paths::target_dir().join("release/ferry"),
-                "release build of the working tree".to_string(),
-            )
-        }
-        FerrySource::Rev(rev) => bail!(
-            "`bench deploy --rev {rev}` is not supported yet: build that commit and pass `--ferry PATH`"
-        ),
-    };
-    if !proc::succeeds(Command::new(&bin).args(["proxy", "--help"])) {
-        bail!(
-            "`{} proxy --help` fails: this build of ferry has no `ferry proxy` to benchmark",
-            bin.display()
-        );
-    }
-    let version = proc::output(Command::new(&bin).arg("--version"))?;
-    Ok((bin, format!("{}, {origin}", version.trim())))
-}
-
 /// The directives every nginx here shares: files in `dir`, no logs of requests.
 fn nginx_conf(dir: &Path, workers: usize, servers: &str) -> String {
     let d = dir.display();
@@ -192,7 +124,11 @@ fn start_nginx(
         .arg(&home)
         .arg("-c")
         .arg(&conf);
-    procs.spawn(name, &mut cmd, &dir.join("logs"))?;
+    procs.spawn(
+        name,
+        &mut cmd,
+        &dir.join("logs").join(format!("{name}.out")),
+    )?;
     Ok(())
 }
 
@@ -367,7 +303,11 @@ fn start_ferry_proxy(
         .args(["--log-level", "warn", "--routes"])
         .arg(routes)
         .env("NO_COLOR", "1");
-    let pid = procs.spawn(name, &mut cmd, &dir.join("logs"))?;
+    let pid = procs.spawn(
+        name,
+        &mut cmd,
+        &dir.join("logs").join(format!("{name}.out")),
+    )?;
     wait_listening(port, "`ferry proxy`", procs, &dir.join("logs"))?;
     Ok((port, pid))
 }
@@ -376,7 +316,7 @@ fn start_ferry_proxy(
 pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
     let machine = Machine::detect();
     ensure_tools()?;
-    let (ferry, ferry_desc) = resolve_ferry(source)?;
+    let (ferry, ferry_desc) = resolve_ferry(source, "deploy", &["proxy", "serve"])?;
     let scratch = paths::ScratchDir::new("ferry-bench-deploy-")?;
     let dir = scratch.path().to_path_buf();
     let logs = dir.join("logs");

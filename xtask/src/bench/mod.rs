@@ -11,6 +11,7 @@ mod machine;
 mod report;
 mod server;
 mod stats;
+mod support;
 
 use crate::cli::{BenchOpts, Suite};
 use crate::{paths, phase};

@@ -17,13 +17,13 @@
 use super::machine::Machine;
 use super::report::{Goal, Report, Row};
 use super::stats::Timing;
+use super::support::{Procs, git, resolve_ferry};
 use crate::cli::FerrySource;
-use crate::{paths, phase, proc, test::cargo};
+use crate::{paths, phase, proc};
 use anyhow::{Context, bail};
 use serde_json::Value;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Pushes timed; fewer when they run past [`PUSH_BUDGET`].
@@ -48,47 +48,6 @@ const SERVER_RSS_GOAL: f64 = 30.0;
 const AGENT_RSS_GOAL: f64 = 15.0;
 const PUSH_GOAL_MS: f64 = 100.0;
 const PAGE_GOAL_MS: f64 = 200.0;
-
-/// Processes started by the suite; dropping it kills and reaps each of them.
-#[derive(Default)]
-struct Procs(Vec<(String, Child)>);
-
-impl Procs {
-    fn spawn(&mut self, name: &str, cmd: &mut Command, log: &Path) -> anyhow::Result<u32> {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(File::create(log)?)
-            .stderr(File::create(log.with_extension("stderr"))?)
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", proc::display(cmd)))?;
-        let pid = child.id();
-        self.0.push((name.to_string(), child));
-        Ok(pid)
-    }
-
-    /// Fails if a process has exited: the figures would mean nothing.
-    fn check_alive(&mut self, logs: &Path) -> anyhow::Result<()> {
-        for (name, child) in &mut self.0 {
-            if let Some(status) = child.try_wait()? {
-                bail!(
-                    "`{name}` {} during the benchmark:\n{}",
-                    proc::describe(status),
-                    proc::tail(&logs.join(format!("{name}.stderr")), 20)
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// Polls `check` every `every` until it gives a value, for at most `limit`.
 fn wait_for<T>(
@@ -163,19 +122,6 @@ fn percentile(samples: &[f64], p: f64) -> f64 {
 
 fn unix_ns() -> anyhow::Result<u128> {
     Ok(SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos())
-}
-
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let mut c = Command::new("git");
-    c.current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Ferry Bench",
-            "-c",
-            "user.email=bench@ferry.invalid",
-        ])
-        .args(args);
-    proc::output(&mut c)
 }
 
 /// A repository on branch `main` with `ferry.yml` committed.
@@ -326,37 +272,6 @@ fn start_server(
     Ok((url, token, pid))
 }
 
-/// The `ferry` to measure. `--rev` is `bench ci`'s; the others resolve here.
-fn resolve_ferry(source: &FerrySource) -> anyhow::Result<(PathBuf, String)> {
-    let (bin, origin) = match source {
-        FerrySource::Prebuilt(path) => (path.clone(), format!("prebuilt {}", path.display())),
-        FerrySource::WorkingTree => {
-            let p = phase::start("preparing ferry (release build)");
-            proc::run(cargo().args(["build", "--release", "--package", "ferry"]))?;
-            p.done("built ferry");
-            (
-                paths::target_dir().join("release/ferry"),
-                "release build of the working tree".to_string(),
-            )
-        }
-        FerrySource::Rev(rev) => bail!(
-            "`bench server --rev {rev}` is not supported yet: build that commit and pass `--ferry PATH`"
-        ),
-    };
-    for sub in ["serve", "agent", "hook"] {
-        let mut cmd = Command::new(&bin);
-        cmd.args([sub, "--help"]);
-        if !proc::succeeds(&mut cmd) {
-            bail!(
-                "`{}` fails: this build of ferry cannot be benchmarked by `bench server`",
-                proc::display(&cmd)
-            );
-        }
-    }
-    let version = proc::output(Command::new(&bin).arg("--version"))?;
-    Ok((bin, format!("{}, {origin}", version.trim())))
-}
-
 /// What the suite measured, before it becomes rows.
 struct Measured {
     server_idle_mib: f64,
@@ -372,7 +287,7 @@ struct Measured {
 /// Runs the suite.
 pub fn run(runs: usize, source: &FerrySource) -> anyhow::Result<Report> {
     let machine = Machine::detect();
-    let (ferry, ferry_desc) = resolve_ferry(source)?;
+    let (ferry, ferry_desc) = resolve_ferry(source, "server", &["serve", "agent", "hook"])?;
     let scratch = paths::ScratchDir::new("ferry-bench-server-")?;
     let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(dir.join("logs"))?;

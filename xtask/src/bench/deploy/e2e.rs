@@ -6,7 +6,8 @@
 //! to its exit. The old release is not kept warm (`keep_old_for: 0s`), so every deploy
 //! starts, checks and switches to new instances, and every rollback is a cold one.
 
-use super::{Client, Procs, free_port, wait_listening};
+use super::{Client, free_port, wait_listening};
+use crate::bench::support::{Procs, git};
 use crate::proc;
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -167,19 +168,6 @@ fn deploy_id(line: &str) -> Option<i64> {
     digits.parse().ok()
 }
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let mut c = Command::new("git");
-    c.current_dir(dir)
-        .args([
-            "-c",
-            "user.name=Ferry Bench",
-            "-c",
-            "user.email=bench@ferry.invalid",
-        ])
-        .args(args);
-    proc::output(&mut c)
-}
-
 /// Steady load through the proxy until `stop`: counts requests and failures.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -270,8 +258,8 @@ pub fn run(ferry: &Path, dir: &Path, procs: &mut Procs) -> anyhow::Result<E2e> {
         .args(["--executor-jobs", "2", "--log-level", "warn", "--data-dir"])
         .arg(dir.join("server"))
         .env("NO_COLOR", "1");
-    procs.spawn("serve", &mut cmd, &logs)?;
     let out_file = logs.join("serve.out");
+    procs.spawn("serve", &mut cmd, &out_file)?;
     let started = Instant::now();
     let (url, token) = loop {
         procs.check_alive(&logs)?;
