@@ -3,6 +3,9 @@
 //! Layout under the root: `sha256/<first two hex digits>/<all 64 hex digits>` for
 //! blobs and `tmp/` for writes in progress (same file system, so the final rename is
 //! atomic).
+//!
+//! Nothing here knows who uses a blob; [`BlobStore::sweep`] deletes the blobs a caller
+//! says are unused, under the rules in `blob/sweep.rs`.
 
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -11,6 +14,11 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+mod sweep;
+
+pub use sweep::{DEFAULT_GRACE, SweepCandidates, Swept};
 
 /// The SHA-256 of a blob's bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,7 +112,8 @@ pub(crate) fn is_enospc(e: &io::Error) -> bool {
 ///
 /// Cheap to clone; every method is synchronous (call it from `spawn_blocking` in async
 /// code). Several processes may share one root: writes go through unique temporary
-/// files and a rename, and storing a blob that exists already is a no-op.
+/// files and a rename, and storing a blob that exists already only refreshes its
+/// modification time (which keeps [`BlobStore::sweep`] off it for the grace period).
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     root: PathBuf,
@@ -263,7 +272,10 @@ impl BlobStore {
 
     fn install(&self, tmp: &Path, guard: TempGuard, digest: Digest) -> Result<Digest, StoreError> {
         let dest = self.path_of(&digest);
-        if dest.is_file() {
+        // Stored already: refresh its modification time instead, so a sweep counts it
+        // as just written — the caller is about to record it. If that fails (a sweep
+        // just removed it), this copy goes into place as for a new blob.
+        if dest.is_file() && refresh(&dest).is_ok() {
             return Ok(digest);
         }
         if let Some(dir) = dest.parent() {
@@ -273,6 +285,11 @@ impl BlobStore {
         guard.disarm();
         Ok(digest)
     }
+}
+
+/// Sets the file's modification time to now.
+fn refresh(path: &Path) -> io::Result<()> {
+    File::open(path)?.set_modified(SystemTime::now())
 }
 
 /// Removes a temporary file unless disarmed.

@@ -12,4 +12,4 @@
 mod blob;
 pub mod db;
 
-pub use blob::{BlobStore, BlobWriter, Digest, StoreError};
+pub use blob::{BlobStore, BlobWriter, DEFAULT_GRACE, Digest, StoreError, SweepCandidates, Swept};

@@ -20,6 +20,7 @@
 //! [`Store::claim_job`].
 
 mod agents;
+mod blob_refs;
 mod conn;
 mod control;
 mod deploys;

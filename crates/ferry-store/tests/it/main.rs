@@ -4,6 +4,7 @@
 mod support;
 
 mod agents;
+mod blob_gc;
 mod deploys;
 mod events;
 mod fixtures;
