@@ -238,8 +238,8 @@ pub(crate) async fn service_info(
             .deploys(&DeployQuery {
                 service: Some(s.name.clone()),
                 environment: Some(env.name.clone()),
-                active_only: false,
                 limit: Some(1),
+                ..DeployQuery::default()
             })
             .await?
             .into_iter()
@@ -517,6 +517,7 @@ pub async fn list_deploys(
             environment: q.environment.filter(|e| !e.is_empty()),
             active_only: q.active,
             limit: Some(q.limit.unwrap_or(50).clamp(1, MAX_LIST)),
+            ..DeployQuery::default()
         })
         .await?;
     let mut numbers = Numbers::default();

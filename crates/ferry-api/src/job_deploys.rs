@@ -39,10 +39,6 @@ pub struct InFlight {
 /// How long the outcome of an ended job deploy is kept for its agent.
 const KEEP_ENDED: Duration = Duration::from_secs(120);
 
-/// How many of a store's newest deploys are searched for an attempt's deploy after a
-/// restart.
-const RECENT_DEPLOYS: i64 = 200;
-
 /// The deploy made for this attempt of `job`, if there is one.
 async fn attempt_deploy(store: &Store, job: &Job) -> Result<Option<i64>, DbError> {
     let Some(started) = job.started_at else {
@@ -50,17 +46,13 @@ async fn attempt_deploy(store: &Store, job: &Job) -> Result<Option<i64>, DbError
     };
     let recent = store
         .deploys(&DeployQuery {
-            limit: Some(RECENT_DEPLOYS),
+            run_id: Some(job.run_id),
             ..DeployQuery::default()
         })
         .await?;
     Ok(recent
         .into_iter()
-        .find(|d| {
-            d.run_id == Some(job.run_id)
-                && d.job.as_deref() == Some(job.name.as_str())
-                && d.created_at >= started
-        })
+        .find(|d| d.job.as_deref() == Some(job.name.as_str()) && d.created_at >= started)
         .map(|d| d.id))
 }
 

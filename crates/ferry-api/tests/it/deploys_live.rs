@@ -413,6 +413,86 @@ async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
     s.stop().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_run_cancels_the_deploy_its_job_waits_for() -> TestResult {
+    let s = Server::start().await?;
+    // `production` needs approval: the job's deploy waits there until the run ends.
+    let pipeline = live_yml("/").replace(
+        "  build:\n    steps:\n      - echo building\n",
+        "  ship:\n    deploy: production\n    steps:\n      - echo shipping\n",
+    );
+    std::fs::write(s.repo.path().join("ferry.yml"), &pipeline)?;
+    std::fs::write(s.repo.path().join("index.html"), "hello\n")?;
+    crate::support::git(s.repo.path(), &["add", "-A"])?;
+    crate::support::git(s.repo.path(), &["commit", "-q", "-m", "deploy web"])?;
+    let on = s.listen().await?;
+    let token = s.token(Role::Developer).await?;
+    let agent = s.client(&on, &token)?;
+    let ferry_client::api::TriggerResponse::Started { run } = agent
+        .trigger("app", &ferry_client::api::TriggerRequest::default())
+        .await?
+    else {
+        return Err("the run was filtered".into());
+    };
+    let a = agent
+        .claim(&ferry_client::api::ClaimRequest {
+            agent_id: "agent-1".into(),
+            name: "agent".into(),
+            labels: vec![],
+            wait_ms: 5_000,
+        })
+        .await?
+        .ok_or("no job to claim")?;
+    let request = ferry_client::api::JobDeployRequest {
+        lease: a.lease.clone(),
+        environment: "production".into(),
+        artifact: None,
+        wait_ms: 200,
+    };
+    // Asked again until the deploy is queued (making the release comes first).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deploy_id = loop {
+        match agent.job_deploy(&request).await? {
+            ferry_client::api::JobDeployAnswer::Deploying {
+                deploy_id: Some(id),
+            } => break id,
+            ferry_client::api::JobDeployAnswer::Deploying { deploy_id: None } => {
+                assert!(std::time::Instant::now() < deadline, "no deploy in 60 s");
+            }
+            other => return Err(format!("the deploy did not wait for approval: {other:?}").into()),
+        }
+    };
+    let (status, body) = s
+        .call(
+            Method::GET,
+            &format!("/api/v1/deploys/{deploy_id}"),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["deploy"]["state"], "waiting_approval", "{body}");
+
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &format!("/api/v1/runs/{}/cancel", run.id),
+            Some(&token),
+            None,
+        )
+        .await?;
+    assert!(status.is_success(), "{status} {body}");
+    let detail = ended(&s, &token, deploy_id).await?;
+    assert_eq!(detail["deploy"]["state"], "cancelled", "{detail}");
+    assert!(
+        s.store.live_envs().await?.is_empty(),
+        "nothing went live: {:?}",
+        s.store.live_envs().await?
+    );
+    on.stop.cancel();
+    s.stop().await
+}
+
 #[tokio::test]
 async fn an_agent_deploys_only_under_the_lease_it_holds() -> TestResult {
     let s = Server::start().await?;

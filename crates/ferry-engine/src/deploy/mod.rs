@@ -544,8 +544,8 @@ impl Deployer {
                         .deploys(&DeployQuery {
                             service: Some(service.to_owned()),
                             environment: Some(environment.to_owned()),
-                            active_only: false,
                             limit: Some(200),
+                            ..DeployQuery::default()
                         })
                         .await?
                         .into_iter()

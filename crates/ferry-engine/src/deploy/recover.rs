@@ -39,6 +39,7 @@ pub(crate) async fn check_live(inner: &Arc<Inner>) {
                 environment: Some(live.environment.clone()),
                 active_only: true,
                 limit: Some(10),
+                ..Default::default()
             })
             .await;
         match active {

@@ -3,7 +3,9 @@
 
 use super::trigger::{Reuse, create, fetch_mirror, project};
 use super::{Assignment, Core, CoreError, artifacts};
-use ferry_store::db::{ClaimedJob, DbError, Job, JobOutcome, Lease, NewEvent, Run, now_ms};
+use ferry_store::db::{
+    ClaimedJob, DbError, DeployQuery, Job, JobOutcome, Lease, NewEvent, Run, now_ms,
+};
 use ferry_types::{EventKind, JobResult, JobStatus, RunStatus};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +38,38 @@ pub(crate) async fn cancel_run(core: &Core, run_id: i64, by: &str) -> Result<(),
         tracing::info!(run = run_id, by, "Cancelled a run.");
     }
     core.cancel_local(run_id);
+    cancel_run_deploys(core, run_id, by).await
+}
+
+/// Cancels the deploys the jobs of run `run_id` asked for that have not ended: one
+/// not started yet ends, one running is rolled back. A job waiting for its deploy then
+/// stops waiting. A deploy carried out by another server is left to it, with a warning.
+pub(crate) async fn cancel_run_deploys(
+    core: &Core,
+    run_id: i64,
+    by: &str,
+) -> Result<(), CoreError> {
+    let deploys = core
+        .store()
+        .deploys(&DeployQuery {
+            run_id: Some(run_id),
+            active_only: true,
+            ..DeployQuery::default()
+        })
+        .await?;
+    for d in deploys {
+        match core.deployer().cancel(d.id, by).await {
+            Ok(_) => tracing::info!(
+                run = run_id,
+                deploy = d.id,
+                by,
+                "Cancelled the run's deploy."
+            ),
+            Err(e) => {
+                tracing::warn!(run = run_id, deploy = d.id, error = %e, "Could not cancel the run's deploy.");
+            }
+        }
+    }
     Ok(())
 }
 

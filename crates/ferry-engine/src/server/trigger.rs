@@ -334,6 +334,8 @@ pub(crate) async fn create(
                     tracing::info!(run = r.id, group = %g.name, "Cancelled an older run of the concurrency group.");
                 }
                 core.cancel_local(r.id);
+                let by = format!("ferry (a newer run of concurrency group `{}`)", g.name);
+                super::ops::cancel_run_deploys(core, r.id, &by).await?;
             }
         } else {
             hold_group = !older.is_empty();

@@ -213,6 +213,8 @@ pub struct DeployQuery {
     pub service: Option<String>,
     /// Only this environment.
     pub environment: Option<String>,
+    /// Only deploys asked for by this run's jobs.
+    pub run_id: Option<i64>,
     /// Only deploys that have not ended.
     pub active_only: bool,
     /// At most this many (default 50).

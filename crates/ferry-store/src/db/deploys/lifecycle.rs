@@ -132,13 +132,21 @@ impl Store {
             texts.push(environment.clone());
             sql.push_str(&format!(" AND d.environment = ${}", texts.len()));
         }
+        let mut params = texts.len();
+        if query.run_id.is_some() {
+            params += 1;
+            sql.push_str(&format!(" AND d.run_id = ${params}"));
+        }
         if query.active_only {
             sql.push_str(&format!(" AND d.state IN {UNFINISHED}"));
         }
-        sql.push_str(&format!(" ORDER BY d.id DESC LIMIT ${}", texts.len() + 1));
+        sql.push_str(&format!(" ORDER BY d.id DESC LIMIT ${}", params + 1));
         let mut q = Q::new(sql);
         for text in texts {
             q = q.text(text);
+        }
+        if let Some(run_id) = query.run_id {
+            q = q.int(run_id);
         }
         let limit = query.limit.unwrap_or(DEFAULT_LIMIT).max(0);
         let rows = self.pool.fetch_all(q.int(limit)).await?;
