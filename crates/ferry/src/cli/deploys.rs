@@ -120,11 +120,26 @@ pub struct DeploysArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum DeploysCommand {
     /// Show a deploy and its progress, step by step.
-    Show(DeployIdArgs),
+    Show(DeployShowArgs),
     /// Approve a deploy waiting for approval (operator).
     Approve(DeployIdArgs),
     /// Cancel a deploy that has not started; a running one is rolled back.
     Cancel(DeployIdArgs),
+}
+
+/// `ferry deploys show ID [--follow]`.
+#[derive(Debug, Clone, Args)]
+pub struct DeployShowArgs {
+    /// The deploy's id.
+    #[arg(value_name = "ID")]
+    pub id: i64,
+    /// Print progress lines as they come until the deploy ends; exit 1 unless it
+    /// succeeded.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Server and token.
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// A command naming one deploy.

@@ -252,6 +252,46 @@ fn deploy_follows_a_deploy_to_its_end_and_exits_with_its_outcome() {
     );
     assert!(text.contains("TIME") && text.contains("rollback"), "{text}");
 
+    // A deploy started elsewhere is followed to its end with `deploys show --follow`,
+    // which exits as `ferry deploy` would.
+    let out = output(server.cli(&token).args([
+        "deploy",
+        "web",
+        "--env",
+        "staging",
+        "--release",
+        "v2",
+        "--no-wait",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let queued = stdout(&out);
+    let id = queued
+        .strip_prefix("Deploy ")
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no deploy id in {queued:?}"))
+        .to_string();
+    let out = output(
+        server
+            .cli(&token)
+            .args(["deploys", "show", &id, "--follow"]),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    for phase in ["start ", "health ", "rollback "] {
+        assert!(
+            text.lines().any(|l| l.starts_with(phase)),
+            "no {phase}line in:\n{text}"
+        );
+    }
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!(
+            "Deploy {id} of `web` v1 → v2 to `staging` (deploy, asked for by "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("v2 to `staging` was rolled back: "), "{err}");
+
     // Only v1 ever went live: nothing to roll back to.
     let out = output(
         server

@@ -9,8 +9,8 @@
 
 use super::{Ctx, block_on, print_json};
 use crate::cli::{
-    DeployArgs, DeployIdArgs, DeploysArgs, DeploysCommand, Global, PromoteArgs, ReleasesArgs,
-    RollbackArgs, ServicesArgs,
+    DeployArgs, DeployIdArgs, DeployShowArgs, DeploysArgs, DeploysCommand, Global, PromoteArgs,
+    ReleasesArgs, RollbackArgs, ServicesArgs,
 };
 use crate::cmd::remote::runs::short;
 use crate::exit::{Failure, bad_input};
@@ -464,9 +464,12 @@ fn print_detail(d: &DeployDetail) {
     t.print();
 }
 
-fn show(global: &Global, args: DeployIdArgs) -> Result<(), Failure> {
+fn show(global: &Global, args: DeployShowArgs) -> Result<(), Failure> {
     let ctx = Ctx::new(&args.client, global.data_dir.clone())?;
     block_on(async {
+        if args.follow {
+            return show_following(&ctx, args.id).await;
+        }
         let detail = ctx.call(ctx.client.deploy_detail(args.id)).await?;
         if ctx.json {
             return print_json(&detail);
@@ -474,6 +477,32 @@ fn show(global: &Global, args: DeployIdArgs) -> Result<(), Failure> {
         print_detail(&detail);
         Ok(())
     })
+}
+
+/// `ferry deploys show ID --follow`: what `ferry deploy` prints while it waits, for a
+/// deploy started elsewhere (by a pipeline job, the web UI or another person).
+async fn show_following(ctx: &Ctx, id: i64) -> Result<(), Failure> {
+    let detail = ctx.call(ctx.client.deploy_detail(id)).await?;
+    if !ctx.json {
+        let d = &detail.deploy;
+        let mut by = format!("asked for by {}", d.requested_by);
+        if let (Some(run), Some(job)) = (d.run_id, &d.job) {
+            by.push_str(&format!(" for job `{job}` of run {run}"));
+        }
+        eprintln!(
+            "Deploy {} of `{}` {} to `{}` ({}, {by}):",
+            d.id,
+            d.service,
+            release_move(d),
+            d.environment,
+            d.kind
+        );
+    }
+    let detail = follow(ctx, id).await?;
+    if ctx.json {
+        print_json(&detail)?;
+    }
+    outcome(ctx, &detail.deploy)
 }
 
 fn approve(global: &Global, args: DeployIdArgs) -> Result<(), Failure> {
