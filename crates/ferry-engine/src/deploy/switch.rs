@@ -82,8 +82,11 @@ impl Run<'_> {
                     draining,
                     old,
                 );
+                return Ok(());
             }
         }
+        // Nothing to stop (or the old release stays warm): tidy up at once.
+        tokio::spawn(after_switch(plan.target.clone()));
         Ok(())
     }
 
@@ -134,6 +137,14 @@ pub(crate) async fn drain(list: &[Arc<ProxyRelease>], timeout: Duration) {
     let _ = tokio::time::timeout(timeout, futures_util::future::join_all(waits)).await;
 }
 
+/// Lets the target clear away what no instance uses any more (old releases on
+/// hosts); a failure is only logged, the deploy being live already.
+async fn after_switch(target: AnyTarget) {
+    if let Err(e) = target.after_switch().await {
+        tracing::warn!(error = %e, "Clearing away what no instance uses failed; the next deploy tries again.");
+    }
+}
+
 /// Drains and then stops the old release's instances in the background, so the next
 /// deploy does not wait for a long request (a stream, a WebSocket) on the old one.
 /// A crash meanwhile leaves them to the sweep at the next start.
@@ -158,6 +169,7 @@ pub(crate) fn retire(
                 tracing::error!(instance = %i.name, error = %e, "Stopping an old instance failed; stop it by hand.");
             }
         }
+        after_switch(target).await;
         inner
             .retiring
             .lock()

@@ -127,6 +127,14 @@ pub trait Target: Send + Sync {
         environment: &str,
         keep: &[Instance],
     ) -> impl Future<Output = Result<Vec<String>, TargetError>> + Send;
+
+    /// Called after a deploy's switch, once the old release's instances are stopped
+    /// (or kept warm): clears away what no instance uses any more, such as releases
+    /// unpacked on hosts, and never what a running instance uses. A failure is logged
+    /// and does not fail the deploy. By default there is nothing to clear.
+    fn after_switch(&self) -> impl Future<Output = Result<(), TargetError>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// One of the targets, by the environment's `target`.
@@ -175,6 +183,14 @@ impl Target for AnyTarget {
             AnyTarget::Process(t) => t.sweep(service, environment, keep).await,
             AnyTarget::Docker(t) => t.sweep(service, environment, keep).await,
             AnyTarget::Ssh(t) => t.sweep(service, environment, keep).await,
+        }
+    }
+
+    async fn after_switch(&self) -> Result<(), TargetError> {
+        match self {
+            AnyTarget::Process(t) => t.after_switch().await,
+            AnyTarget::Docker(t) => t.after_switch().await,
+            AnyTarget::Ssh(t) => t.after_switch().await,
         }
     }
 }

@@ -9,6 +9,13 @@
 //! (`docker run` over SSH), with the labels the `docker` target uses. Each instance
 //! gets a free port on its host as `PORT`; its address is the host's.
 //!
+//! Hosts do not fill up: a supervised process's `output.log` is rotated past
+//! [`SshTargetOptions::log_max_bytes`] (one previous file, `output.log.1`, is kept; a
+//! systemd unit's output goes to the journal, which rotates itself), and after each
+//! deploy's switch [`Target::after_switch`] removes the releases that no instance on
+//! the host uses, but for the [`SshTargetOptions::keep_old_releases`] most recently
+//! used ones.
+//!
 //! [`client`] runs the commands (multiplexed, batch mode); [`scripts`] holds the shell
 //! scripts and describes the layout on hosts.
 
@@ -48,6 +55,14 @@ pub struct SshTargetOptions {
     /// Where ports published by a host's Docker engine (`image` releases) are reached,
     /// instead of the host's address; None (default): the host's address.
     pub docker_publish_addr: Option<IpAddr>,
+    /// The size past which a supervised process's `output.log` on its host is moved
+    /// to `output.log.1` and started afresh (default 10 MiB; checked every
+    /// [`scripts::LOG_CHECK_SECS`] s, so it can run over by that much output).
+    pub log_max_bytes: u64,
+    /// How many unpacked releases each host keeps besides those its instances use
+    /// (live, warm for a rollback, or still draining), the most recently deployed
+    /// first (default 3).
+    pub keep_old_releases: usize,
 }
 
 impl Default for SshTargetOptions {
@@ -60,6 +75,8 @@ impl Default for SshTargetOptions {
             leftover_grace: Duration::from_secs(5),
             systemd: true,
             docker_publish_addr: None,
+            log_max_bytes: LOG_MAX_BYTES,
+            keep_old_releases: KEEP_OLD_RELEASES,
         }
     }
 }
@@ -88,6 +105,11 @@ struct Inner {
     /// upload it once, while uploads to different hosts go in parallel.
     uploads: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
+
+/// The default of [`SshTargetOptions::log_max_bytes`]: 10 MiB.
+pub const LOG_MAX_BYTES: u64 = 10 << 20;
+/// The default of [`SshTargetOptions::keep_old_releases`].
+pub const KEEP_OLD_RELEASES: usize = 3;
 
 /// The ports tried are random in this range: below Linux's default range of ephemeral
 /// ports (32768–60999), so that outgoing connections on the host cannot take them
@@ -326,6 +348,7 @@ impl Target for SshTarget {
                 }
                 self.ensure_release(host, file, hex).await?;
                 let mode = self.mode(host).await?;
+                meta.push(("digest", hex.to_string()));
                 meta.push(("mode", mode.as_str().to_string()));
                 let s = StartScript {
                     remote_dir: dir,
@@ -334,6 +357,7 @@ impl Target for SshTarget {
                     env: &spec.env,
                     ports: &ports,
                     grace_tenths: grace,
+                    log_max_bytes: self.inner.opts.log_max_bytes,
                 };
                 let script = match mode {
                     Mode::Systemd => scripts::start_systemd(&s, hex, command),
@@ -362,6 +386,7 @@ impl Target for SshTarget {
                     env: &spec.env,
                     ports: &ports,
                     grace_tenths: grace,
+                    log_max_bytes: self.inner.opts.log_max_bytes,
                 };
                 let script =
                     scripts::start_docker(&s, image, spec.command.as_deref(), port, &labels);
@@ -501,6 +526,49 @@ impl Target for SshTarget {
             )));
         }
         Ok(stopped)
+    }
+
+    /// Removes, on every host, the releases no instance there uses beyond the
+    /// [`SshTargetOptions::keep_old_releases`] most recently used: one script per host.
+    async fn after_switch(&self) -> Result<(), TargetError> {
+        let script = scripts::prune(
+            &self.inner.opts.remote_dir,
+            self.inner.opts.keep_old_releases,
+        );
+        let mut failed = Vec::new();
+        for host in &self.inner.hosts {
+            let who = host_label(host);
+            let out = match self.run(host, &script).await {
+                Ok(o) if o.ok() => o.stdout,
+                Ok(o) => {
+                    failed.push(format!("{who}: {}", o.stderr));
+                    continue;
+                }
+                Err(e) => {
+                    failed.push(e.to_string());
+                    continue;
+                }
+            };
+            let f: Vec<(&str, &str)> = out.lines().filter_map(|l| l.split_once('=')).collect();
+            if let Some((_, dir)) = f.iter().find(|(k, _)| *k == "unknown") {
+                tracing::warn!(host = %who, instance_dir = %dir, "Kept every release on a host: an instance there does not record which release it runs; it will once it is deployed again.");
+            }
+            let removed: Vec<&str> = f
+                .iter()
+                .filter(|(k, _)| *k == "removed")
+                .map(|(_, v)| *v)
+                .collect();
+            if !removed.is_empty() {
+                tracing::info!(host = %who, removed = removed.len(), digests = %removed.join(" "), "Removed releases no instance uses from a host.");
+            }
+        }
+        if !failed.is_empty() {
+            return Err(TargetError::Unreachable(format!(
+                "cannot remove old releases on every host: {}",
+                failed.join("; ")
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -388,3 +388,230 @@ async fn runs_an_image_release_through_the_hosts_docker() {
         .expect("docker inspect");
     assert!(!gone.status.success(), "the container is removed");
 }
+
+/// The digest's hex of a tarball artifact.
+fn hex_of(artifact: &ferry_engine::deploy::targets::Artifact) -> String {
+    match artifact {
+        ferry_engine::deploy::targets::Artifact::Tarball { digest, .. } => {
+            digest.trim_start_matches("sha256:").to_string()
+        }
+        _ => unreachable!("a tarball"),
+    }
+}
+
+/// The entries of a host's `~/.ferry/releases`, sorted.
+fn releases_on(home: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(home.join(".ferry/releases"))
+        .expect("the releases directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_deploy_only_releases_in_use_and_the_newest_three_stay_on_the_host() {
+    let lab = Lab::start(1);
+    let host = &lab.hosts[0];
+    let t = target(&lab);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let release = |k: &str| {
+        let dir = tmp.path().join(k);
+        std::fs::create_dir_all(&dir).expect("a directory per release");
+        tarball(&dir, &format!("release {k}\n"))
+    };
+    // Another service on the same host keeps running the oldest release of all.
+    let other_artifact = release("other");
+    let other = t
+        .start(&spec(
+            &unique_service("other"),
+            "v1",
+            0,
+            other_artifact.clone(),
+            Some(HTTPD),
+            Some(host.host()),
+        ))
+        .await
+        .expect("start the other service");
+
+    // Seven blue-green deploys of one service: each starts v{k}, keeps v{k-1} warm
+    // and stops v{k-2}; then the target tidies the host.
+    let service = unique_service("prune");
+    let mut artifacts = Vec::new();
+    let mut running: Vec<ferry_engine::deploy::targets::Instance> = Vec::new();
+    for k in 1..=7 {
+        let a = release(&format!("v{k}"));
+        let inst = t
+            .start(&spec(
+                &service,
+                &format!("v{k}"),
+                0,
+                a.clone(),
+                Some(HTTPD),
+                Some(host.host()),
+            ))
+            .await
+            .expect("start the new release");
+        artifacts.push(a);
+        running.push(inst);
+        if running.len() > 2 {
+            let old = running.remove(0);
+            t.stop(&old, Duration::from_secs(2)).await.expect("stop");
+        }
+        t.after_switch().await.expect("tidy the host");
+    }
+
+    // In use: v7 (live), v6 (warm), the other service's; kept: v5, v4, v3.
+    let mut expected: Vec<String> = artifacts[2..].iter().map(hex_of).collect();
+    expected.push(hex_of(&other_artifact));
+    expected.sort();
+    assert_eq!(
+        releases_on(&host.home),
+        expected,
+        "v1 and v2 are removed; nothing else is left behind"
+    );
+    for (inst, body) in running.iter().zip(["release v6\n", "release v7\n"]) {
+        assert!(t.alive(inst).await, "{} still runs", inst.name);
+        assert_eq!(get(inst.addr, "/index.html"), body);
+    }
+    assert!(t.alive(&other).await, "the other service still runs");
+    assert_eq!(get(other.addr, "/index.html"), "release other\n");
+
+    // Rolling back to v3 marks it used: v6 stops and every unused release stays.
+    let back = t
+        .start(&spec(
+            &service,
+            "v3",
+            1,
+            artifacts[2].clone(),
+            Some(HTTPD),
+            Some(host.host()),
+        ))
+        .await
+        .expect("roll back to v3");
+    t.stop(&running[0], Duration::from_secs(2))
+        .await
+        .expect("stop v6");
+    t.after_switch().await.expect("tidy the host");
+    assert_eq!(releases_on(&host.home).len(), 6, "v3 to v7 and the other");
+    assert_eq!(get(back.addr, "/index.html"), "release v3\n");
+    // Then v8 replaces both: of the unused ones, v3 (used last), v7 and v6 stay.
+    let a8 = release("v8");
+    let v8 = t
+        .start(&spec(
+            &service,
+            "v8",
+            0,
+            a8.clone(),
+            Some(HTTPD),
+            Some(host.host()),
+        ))
+        .await
+        .expect("start v8");
+    for old in [&back, &running[1]] {
+        t.stop(old, Duration::from_secs(2)).await.expect("stop");
+    }
+    t.after_switch().await.expect("tidy the host");
+    let mut expected: Vec<String> = [
+        &artifacts[2],
+        &artifacts[5],
+        &artifacts[6],
+        &a8,
+        &other_artifact,
+    ]
+    .into_iter()
+    .map(hex_of)
+    .collect();
+    expected.sort();
+    assert_eq!(
+        releases_on(&host.home),
+        expected,
+        "v4 and v5 go; v3 stays, used more recently than they were"
+    );
+    assert_eq!(get(v8.addr, "/index.html"), "release v8\n");
+    assert!(t.alive(&other).await, "the other service still runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_instances_log_is_rotated_keeping_one_previous_file() {
+    let lab = Lab::start(1);
+    let host = &lab.hosts[0];
+    let t = SshTarget::with_options(
+        vec![host.host()],
+        lab.ssh_config(),
+        SshTargetOptions {
+            leftover_grace: Duration::from_secs(2),
+            log_max_bytes: 4096,
+            ..Default::default()
+        },
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let chatty = "i=0; while :; do j=0; while [ $j -lt 20 ]; do i=$((i+1)); j=$((j+1)); echo \"line $i\"; done; sleep 0.02; done";
+    let inst = t
+        .start(&spec(
+            &unique_service("chatty"),
+            "v1",
+            0,
+            tarball(tmp.path(), "x\n"),
+            Some(chatty),
+            Some(host.host()),
+        ))
+        .await
+        .expect("start");
+    let dir = host.home.join(".ferry/instances").join(&inst.name);
+    let (log, previous) = (dir.join("output.log"), dir.join("output.log.1"));
+    let numbers = |p: &std::path::Path| -> Vec<u64> {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("line ")?.parse().ok())
+            .collect()
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < until, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("a first rotation", &|| previous.exists());
+    let first = numbers(&previous).first().copied();
+    wait("a second rotation", &|| {
+        numbers(&previous).first().copied() != first
+    });
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the instance directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("output"))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["output.log", "output.log.1"], "one previous file");
+    let size = std::fs::metadata(&previous).expect("output.log.1").len();
+    assert!(
+        size > 4096 && size < 256 * 1024,
+        "rotated past the limit, within a check's worth of output: {size} bytes"
+    );
+    // The output goes on in the emptied file, after what output.log.1 holds.
+    let (before, after) = (numbers(&previous), numbers(&log));
+    assert!(
+        before.windows(2).all(|w| w[1] == w[0] + 1),
+        "output.log.1 is whole"
+    );
+    wait("more output", &|| numbers(&log).len() > after.len());
+    let after = numbers(&log);
+    assert!(
+        after.first() > before.last(),
+        "output.log continues output.log.1: {:?} then {:?}",
+        before.last(),
+        after.first()
+    );
+    assert!(
+        t.alive(&inst).await,
+        "rotating did not disturb the instance"
+    );
+    t.stop(&inst, Duration::from_secs(2)).await.expect("stop");
+    assert!(!process_runs(pid(&inst)), "the supervisor is gone");
+    assert!(!dir.exists(), "the instance directory is removed");
+}

@@ -2,10 +2,12 @@
 //!
 //! Layout on a host, under the target's remote directory (default `~/.ferry`):
 //! - `releases/<hex digest>/`: an unpacked tarball, one per digest, marked complete by
-//!   `.ferry-complete` once unpacked;
+//!   `.ferry-complete` once unpacked; the marker's modification time is the release's
+//!   last use (every deploy touches it), which [`prune`] goes by;
 //! - `instances/<name>/`: one per instance: `meta` (service, environment, release,
-//!   mode, port), `env` (mode 0600), and for a supervised process `run` (the
-//!   supervisor), `pid` and `log`.
+//!   digest, mode, port), `env` (mode 0600), and for a supervised process `run` (the
+//!   supervisor), `pid`, `output.log` and, once that passed its size limit,
+//!   `output.log.1`.
 //!
 //! Every value from outside (names, commands, env values) enters a script through
 //! [`sh_quote`] or a here-document with a random delimiter.
@@ -64,12 +66,55 @@ fi
 echo process
 "#;
 
-/// Exits 0 when the release with `hex` digest is unpacked on the host.
+/// Exits 0 when the release with `hex` digest is unpacked on the host, and then marks
+/// it used now (the marker's time orders releases for [`prune`]).
 pub fn release_present(remote_dir: &str, hex: &str) -> String {
     format!(
-        "{}[ -f \"$F/releases/\"{}/.ferry-complete ]\n",
+        "{}M=\"$F/releases/\"{}/.ferry-complete\n[ -f \"$M\" ] && touch \"$M\"\n",
         prologue(remote_dir),
         sh_quote(hex)
+    )
+}
+
+/// Removes the releases on the host that no instance there uses, except the `keep`
+/// most recently used ones, in one go; prints `removed=<hex>` for each one removed.
+///
+/// A release is in use when the `meta` of an instance directory names its digest:
+/// live, warm and still-draining instances of every service on the host all have
+/// one (a stop removes the directory). When a tarball instance's `meta` has no
+/// digest (started by a Ferry that did not record it) nothing is removed, since what
+/// it runs cannot be told. A release is renamed away before it is deleted, so that
+/// a deploy checking for it at the same time uploads it again rather than finding
+/// half of it. Unpacks cut short (`<hex>.part.<pid>`) older than a day go too.
+pub fn prune(remote_dir: &str, keep: usize) -> String {
+    format!(
+        r#"{}cd "$F/releases" 2>/dev/null || exit 0
+used=
+for m in "$F"/instances/*/meta; do
+  [ -f "$m" ] || continue
+  d=$(sed -n 's/^digest=//p' "$m")
+  if [ -z "$d" ]; then
+    case "$(sed -n 's/^mode=//p' "$m")" in
+    docker) continue ;;
+    *) echo "unknown=${{m%/meta}}"; exit 0 ;;
+    esac
+  fi
+  used="$used $d"
+done
+rm -rf ./.trash.*
+find . ! -name . -prune -name '*.part.*' -mtime +0 -exec rm -rf {{}} + 2>/dev/null
+n=0
+for f in $(ls -t -- */.ferry-complete 2>/dev/null); do
+  r=${{f%/.ferry-complete}}
+  case "$r" in ''|*[!0-9a-f]*) continue ;; esac
+  case " $used " in *" $r "*) echo "in_use=$r"; continue ;; esac
+  n=$((n + 1))
+  if [ "$n" -le {keep} ]; then echo "kept=$r"; continue; fi
+  mv -f -- "$r" ".trash.$r.$$" && rm -rf -- ".trash.$r.$$" && echo "removed=$r"
+done
+exit 0
+"#,
+        prologue(remote_dir),
     )
 }
 
@@ -130,19 +175,40 @@ pub fn valid_env_name(k: &str) -> bool {
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 
+/// How often (in seconds) a supervisor checks the size of its instance's output log.
+pub const LOG_CHECK_SECS: u32 = 2;
+
 /// The supervisor of a [`Mode::Process`] instance, run as `sh <dir>/run` in the
-/// release's directory and in a session of its own. It restarts the command when it
-/// fails (with a growing pause, giving up after 10 quick failures in a row), and on
-/// SIGTERM passes it on and waits for the command to exit, so that the stop's grace
-/// is the command's.
-pub fn supervisor(command: &str) -> String {
+/// release's directory and in a session of its own, its output appended to
+/// `output.log`. It restarts the command when it fails (with a growing pause, giving
+/// up after 10 quick failures in a row), and on SIGTERM passes it on and waits for
+/// the command to exit, so that the stop's grace is the command's.
+///
+/// A watcher beside it keeps the log within `log_max_bytes`: every
+/// [`LOG_CHECK_SECS`] seconds, once the log is larger, it copies it to
+/// `output.log.1` (replacing the previous one) and empties it. The output is open for
+/// appending, so the command's writes go on at the new end of the emptied file; only
+/// what is written between the copy and the emptying is lost. Nothing sits between
+/// the command and its log, so the command never sees a broken pipe.
+pub fn supervisor(command: &str, log_max_bytes: u64) -> String {
     format!(
         r#"D=${{0%/run}}
+L="$D/output.log"
 stop=0
 c=
 trap 'stop=1; [ -n "$c" ] && kill -TERM "$c" 2>/dev/null' TERM INT HUP
 echo $$ > "$D/pid.tmp" && mv -f "$D/pid.tmp" "$D/pid"
 set -a; . "$D/env"; set +a
+s=$$
+(
+  trap - TERM INT HUP
+  while kill -0 "$s" 2>/dev/null; do
+    b=$(wc -c < "$L" 2>/dev/null) && [ "$((b))" -gt {max} ] && cp "$L" "$L.1.tmp" && mv -f "$L.1.tmp" "$L.1" && : > "$L"
+    sleep {every}
+  done
+) </dev/null >/dev/null 2>&1 &
+w=$!
+trap 'kill "$w" 2>/dev/null' EXIT
 n=0
 while [ "$stop" = 0 ]; do
   s=$(date +%s)
@@ -160,7 +226,9 @@ while [ "$stop" = 0 ]; do
   sleep "$n"
 done
 "#,
-        cmd = sh_quote(command)
+        cmd = sh_quote(command),
+        max = log_max_bytes,
+        every = LOG_CHECK_SECS,
     )
 }
 
@@ -178,6 +246,8 @@ pub struct StartScript<'a> {
     pub ports: &'a [u16],
     /// How long a leftover of the same name gets to stop.
     pub grace_tenths: u64,
+    /// The size past which a supervised process's `output.log` is rotated.
+    pub log_max_bytes: u64,
 }
 
 /// The part of every start script before the mode-specific launch: removes a
@@ -225,17 +295,21 @@ pub fn start_process(s: &StartScript<'_>, release_hex: &str, command: &str) -> S
     env.remove("PORT");
     let mut out = start_prologue(s, &env_sh(&env), true);
     let _ = writeln!(out, "echo \"PORT='$P'\" >> \"$D/env\"");
-    out.push_str(&heredoc("\"$D/run\"", &supervisor(command)));
+    out.push_str(&heredoc(
+        "\"$D/run\"",
+        &supervisor(command, s.log_max_bytes),
+    ));
     let _ = write!(
         out,
         r#"R="$F/releases/"{hex}
 [ -d "$R" ] || {{ echo "the release directory $R is missing" >&2; exit 3; }}
 cd "$R" || exit 3
+touch .ferry-complete
 rm -f "$D/pid"
-setsid nohup sh "$D/run" >"$D/log" 2>&1 </dev/null &
+setsid nohup sh "$D/run" >>"$D/output.log" 2>&1 </dev/null &
 i=0
 while [ ! -s "$D/pid" ] && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$D/pid" ] || {{ echo "the instance did not start; its log:" >&2; tail -n 20 "$D/log" >&2; exit 3; }}
+[ -s "$D/pid" ] || {{ echo "the instance did not start; its log:" >&2; tail -n 20 "$D/output.log" >&2; exit 3; }}
 echo "pid=$(cat "$D/pid")"
 "#,
         hex = sh_quote(release_hex)
@@ -251,7 +325,9 @@ fn systemd_arg(s: &str) -> String {
         .replace('$', "$$")
 }
 
-/// Starts `ferry-<name>.service`; prints `port=N`.
+/// Starts `ferry-<name>.service`; prints `port=N`. Its output goes to the journal
+/// (`StandardOutput=journal`, stderr following), which journald rotates by its own
+/// limits (`SystemMaxUse=` and friends): `journalctl -u ferry-<name>.service`.
 pub fn start_systemd(s: &StartScript<'_>, release_hex: &str, command: &str) -> String {
     let mut env = s.env.clone();
     env.remove("PORT");
@@ -262,8 +338,9 @@ pub fn start_systemd(s: &StartScript<'_>, release_hex: &str, command: &str) -> S
         out,
         r#"R="$F/releases/"{hex}
 [ -d "$R" ] || {{ echo "the release directory $R is missing" >&2; exit 3; }}
+touch "$R/.ferry-complete"
 U={unit}
-printf '%s\n' '[Unit]' {desc} '' '[Service]' "WorkingDirectory=$R" "EnvironmentFile=$D/env" {exec} 'Restart=on-failure' 'RestartSec=1' 'KillMode=control-group' '' '[Install]' 'WantedBy=multi-user.target' > "/etc/systemd/system/$U" || exit 3
+printf '%s\n' '[Unit]' {desc} '' '[Service]' "WorkingDirectory=$R" "EnvironmentFile=$D/env" {exec} 'Restart=on-failure' 'RestartSec=1' 'KillMode=control-group' 'StandardOutput=journal' 'StandardError=inherit' '' '[Install]' 'WantedBy=multi-user.target' > "/etc/systemd/system/$U" || exit 3
 systemctl daemon-reload && systemctl restart "$U" || {{ systemctl status "$U" >&2; exit 3; }}
 "#,
         hex = sh_quote(release_hex),
@@ -465,6 +542,7 @@ mod tests {
             env: &env,
             ports: &[20000, 20001],
             grace_tenths: 50,
+            log_max_bytes: 1 << 20,
         };
         let cmd = "echo \"$PORT\" 'q' && exec ./server --x=100%";
         parses(&start_process(&s, "abc", cmd));
@@ -477,7 +555,8 @@ mod tests {
             &[("ferry.service", "web".into())],
         ));
         parses(&start_docker(&s, "img:1", None, 8080, &[]));
-        parses(&supervisor(cmd));
+        parses(&supervisor(cmd, 4096));
+        parses(&prune("~/.ferry", 3));
         parses(&stop("/srv/ferry", "n", 10));
         parses(&alive("~/.ferry", "n"));
         parses(&list("~/.ferry", "web", "staging"));
