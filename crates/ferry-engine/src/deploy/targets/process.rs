@@ -15,7 +15,13 @@
 //!   this server or by the next one after a crash — is never undone by a restart;
 //! - `pid`: the process (and group) id and its start time from `/proc`, so a recycled
 //!   pid is never mistaken for the instance;
-//! - `output.log`: stdout and stderr, line by line (the instance's log store).
+//! - `output.log`: stdout and stderr, line by line (the instance's log store), and
+//!   `output.log.1`, the previous one: once `output.log` passes
+//!   [`ProcessTarget::with_log_max_bytes`] (10 MiB by default) it is copied there and
+//!   emptied ([`rotate_log`]); the process writes in append mode, so it goes on at the
+//!   new end. The tail task checks it while this server supervises the instance, and
+//!   [`Target::alive`] does too (every 10 s for live instances), so instances adopted
+//!   from a previous server are kept within bounds as well.
 //!
 //! The instance's [`Instance::handle`] records the run directory, the token and the
 //! first pid, so a restarted server can check, adopt or stop what a previous one
@@ -45,6 +51,10 @@ const LEFTOVER_GRACE: Duration = Duration::from_secs(5);
 const TAIL_EVERY: Duration = Duration::from_millis(250);
 /// The `owner` content of a stopped instance.
 const STOPPED: &str = "stopped";
+/// The default size past which `output.log` is rotated: 10 MiB.
+pub const LOG_MAX_BYTES: u64 = 10 << 20;
+/// How much of the end of a log file [`ProcessTarget::last_output`] reads.
+const TAIL_WINDOW: u64 = 1 << 20;
 
 static TOKENS: AtomicU64 = AtomicU64::new(0);
 
@@ -52,6 +62,7 @@ static TOKENS: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug, Clone)]
 pub struct ProcessTarget {
     root: PathBuf,
+    log_max_bytes: u64,
 }
 
 /// What [`Instance::handle`] holds for a process instance.
@@ -68,7 +79,17 @@ struct Handle {
 impl ProcessTarget {
     /// A target keeping its run directories under `root` (`<data_dir>/instances`).
     pub fn new(root: impl Into<PathBuf>) -> ProcessTarget {
-        ProcessTarget { root: root.into() }
+        ProcessTarget {
+            root: root.into(),
+            log_max_bytes: LOG_MAX_BYTES,
+        }
+    }
+
+    /// The target with `output.log` rotated past `bytes` instead of
+    /// [`LOG_MAX_BYTES`] (tests use a small size).
+    pub fn with_log_max_bytes(mut self, bytes: u64) -> ProcessTarget {
+        self.log_max_bytes = bytes;
+        self
     }
 
     /// Where instances of `service` in `environment` keep their run directories.
@@ -76,9 +97,93 @@ impl ProcessTarget {
         self.root.join(service).join(environment)
     }
 
-    /// The log file of an instance: its output, line by line.
+    /// The log file of an instance: its output, line by line. Earlier output may be
+    /// in the rotated file beside it: [`ProcessTarget::last_output`] reads both.
     pub fn log_file(instance: &Instance) -> Option<PathBuf> {
         handle(instance).map(|h| h.dir.join("output.log"))
+    }
+
+    /// The last `n` lines of an instance's output, across a rotation (the end of
+    /// `output.log.1` when `output.log` holds fewer than `n`); None when the instance
+    /// is not a process. Blocking: reads files.
+    pub fn last_output(instance: &Instance, n: usize) -> Option<Vec<String>> {
+        let dir = handle(instance)?.dir;
+        let mut lines = last_lines(&dir.join("output.log"), n);
+        if lines.len() < n {
+            let mut earlier = last_lines(&dir.join("output.log.1"), n - lines.len());
+            earlier.append(&mut lines);
+            lines = earlier;
+        }
+        Some(lines)
+    }
+}
+
+/// The last `n` lines of the file at `path`, reading at most its last
+/// [`TAIL_WINDOW`] bytes; none when it cannot be read.
+fn last_lines(path: &Path, n: usize) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(TAIL_WINDOW);
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let mut lines: Vec<&str> = text.lines().collect();
+    // A window that starts mid-file starts mid-line: drop that partial line.
+    if start > 0 && !lines.is_empty() {
+        lines.remove(0);
+    }
+    let skip = lines.len().saturating_sub(n);
+    lines[skip..].iter().map(|l| l.to_string()).collect()
+}
+
+/// Once `output.log` in `dir` is larger than `max` bytes, copies it to
+/// `output.log.1` (replacing the previous one) and empties it; returns whether it did.
+///
+/// The process keeps its file open in append mode, so after the emptying its writes
+/// go on at the new end; the copy catches up with what was written while it ran just
+/// before the emptying, so only what is written in between is lost. Two rotations at
+/// once (the tail task and a liveness check) each use their own scratch file.
+pub fn rotate_log(dir: &Path, max: u64) -> std::io::Result<bool> {
+    let log = dir.join("output.log");
+    let len = match std::fs::metadata(&log) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if len <= max {
+        return Ok(false);
+    }
+    let tmp = dir.join(format!("output.log.1.{}", new_token()));
+    let copied = (|| {
+        let mut src = std::fs::File::open(&log)?;
+        let mut dst = std::fs::File::create(&tmp)?;
+        std::io::copy(&mut src, &mut dst)?;
+        let emptied = std::fs::OpenOptions::new().write(true).open(&log)?;
+        std::io::copy(&mut src, &mut dst)?;
+        emptied.set_len(0)?;
+        std::fs::rename(&tmp, dir.join("output.log.1"))
+    })();
+    if copied.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    copied.map(|()| true)
+}
+
+/// [`rotate_log`] off the async runtime, logging a failure.
+async fn rotate_quietly(dir: &Path, max: u64) -> bool {
+    let d = dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || rotate_log(&d, max)).await {
+        Ok(Ok(rotated)) => rotated,
+        Ok(Err(e)) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "Rotating an instance's output log failed; it keeps growing until the next try.");
+            false
+        }
+        Err(_) => false,
     }
 }
 
@@ -217,13 +322,17 @@ impl Launch {
 }
 
 /// Copies new lines of the instance's log file to the tracing log while `owner`
-/// holds `token`.
-async fn tail(name: String, dir: PathBuf, token: String) {
+/// holds `token`, and rotates the file past `max` bytes.
+async fn tail(name: String, dir: PathBuf, token: String, max: u64) {
     let log = dir.join("output.log");
     let mut offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
     let mut partial = Vec::new();
     loop {
         let running = read_owner(&dir).as_deref() == Some(token.as_str());
+        // Emptied by a rotation (here or in a liveness check): start again at its top.
+        if std::fs::metadata(&log).is_ok_and(|m| m.len() < offset) {
+            offset = 0;
+        }
         if let Ok(mut f) = tokio::fs::File::open(&log).await
             && f.seek(std::io::SeekFrom::Start(offset)).await.is_ok()
         {
@@ -240,6 +349,9 @@ async fn tail(name: String, dir: PathBuf, token: String) {
         }
         if !running {
             return;
+        }
+        if offset > max && rotate_quietly(&dir, max).await {
+            offset = 0;
         }
         tokio::time::sleep(TAIL_EVERY).await;
     }
@@ -345,7 +457,12 @@ impl Target for ProcessTarget {
                 TargetError::Start(format!("instance `{name}` exited as soon as it started"))
             })?;
         write_pid(&dir, pid);
-        tokio::spawn(tail(name.clone(), dir.clone(), token.clone()));
+        tokio::spawn(tail(
+            name.clone(),
+            dir.clone(),
+            token.clone(),
+            self.log_max_bytes,
+        ));
         tokio::spawn(supervise(launch, token.clone(), child));
         tracing::debug!(instance = %name, pid, port, "Started an instance.");
         Ok(Instance {
@@ -379,7 +496,14 @@ impl Target for ProcessTarget {
         let Some(h) = handle(instance) else {
             return false;
         };
-        read_owner(&h.dir).as_deref() == Some(h.token.as_str()) && running_pid(&h.dir).is_some()
+        let alive = read_owner(&h.dir).as_deref() == Some(h.token.as_str())
+            && running_pid(&h.dir).is_some();
+        if alive {
+            // Also the upkeep of instances adopted from a previous server, which have
+            // no tail task: the server checks live ones every 10 s.
+            rotate_quietly(&h.dir, self.log_max_bytes).await;
+        }
+        alive
     }
 
     async fn sweep(
@@ -582,6 +706,62 @@ mod tests {
         );
         again.stop(&a, Duration::from_secs(5)).await.unwrap();
         assert!(!target.alive(&a).await);
+    }
+
+    /// The numbers of `line N` lines.
+    fn numbers(lines: &[String]) -> Vec<u64> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("line ")?.parse().ok())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn rotates_a_chatty_log_and_reads_the_last_lines_across_the_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = ProcessTarget::new(tmp.path().join("instances")).with_log_max_bytes(4096);
+        let chatty = "i=0; while :; do j=0; while [ $j -lt 20 ]; do i=$((i+1)); j=$((j+1)); echo \"line $i\"; done; sleep 0.02; done";
+        let instance = target.start(&spec(tmp.path(), "v1", chatty)).await.unwrap();
+        let h = handle(&instance).unwrap();
+        let (log, previous) = (h.dir.join("output.log"), h.dir.join("output.log.1"));
+        // Two rotations: the second replaces the first's file, nothing piles up.
+        let first_of = |p: &Path| numbers(&last_lines(p, 1_000_000)).first().copied();
+        wait_for("a first rotation", || previous.exists()).await;
+        let first = first_of(&previous);
+        wait_for("a second rotation", || first_of(&previous) != first).await;
+        let files: Vec<String> = std::fs::read_dir(&h.dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("output"))
+            .collect();
+        assert!(
+            files.len() <= 2,
+            "only output.log and output.log.1: {files:?}"
+        );
+        let size = std::fs::metadata(&previous).unwrap().len();
+        assert!(
+            size > 4096 && size < 64 * 1024,
+            "rotated just past the limit: {size} bytes"
+        );
+        assert!(std::fs::metadata(&log).unwrap().len() < 64 * 1024);
+
+        // Right after a rotation output.log holds few lines: the rest come from
+        // output.log.1, in order.
+        target
+            .stop(&instance, Duration::from_secs(5))
+            .await
+            .unwrap();
+        std::fs::write(&log, "line 1000000\n").unwrap();
+        let last = ProcessTarget::last_output(&instance, 50).unwrap();
+        assert_eq!(last.len(), 50, "{last:?}");
+        assert_eq!(last.last().map(String::as_str), Some("line 1000000"));
+        let n = numbers(&last);
+        assert!(n.windows(2).all(|w| w[0] < w[1]), "in order: {n:?}");
+        assert!(
+            n[..49].windows(2).all(|w| w[1] == w[0] + 1),
+            "the end of output.log.1, without a gap: {n:?}"
+        );
     }
 
     #[tokio::test]
