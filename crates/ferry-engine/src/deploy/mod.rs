@@ -410,19 +410,30 @@ impl Deployer {
     }
 
     /// Deletes releases beyond `keep_releases` (at least 10) and their unpacked
-    /// directories. The blobs stay: the blob store has no reference counts, and a
-    /// tarball may be a job's artifact too.
+    /// directories, then the blobs nothing uses any more — their tarballs, unless a
+    /// kept release or a job's artifacts name the same bytes (see `server/gc.rs`; a
+    /// blob written within the last hour is kept too).
     async fn prune(&self, service: &str) {
         let keep = self.inner.config.keep_releases.max(10);
-        match self.inner.store.prune_releases(service, keep).await {
-            Ok(gone) => {
-                for r in gone {
-                    let dir = release::release_dir(&self.inner.data_dir, service, r.number);
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            }
+        let gone = match self.inner.store.prune_releases(service, keep).await {
+            Ok(gone) => gone,
             Err(e) => {
                 tracing::warn!(service, error = %e, "Pruning old releases failed; they stay.");
+                return;
+            }
+        };
+        if gone.is_empty() {
+            return;
+        }
+        for r in &gone {
+            let dir = release::release_dir(&self.inner.data_dir, service, r.number);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let inner = &self.inner;
+        match crate::server::gc::collect_now(&inner.store, &inner.blobs, &inner.data_dir).await {
+            Ok(swept) => crate::server::gc::log_freed(&swept, Some((service, gone.len()))),
+            Err(e) => {
+                tracing::warn!(service, error = %e, "Collecting the blobs of pruned releases failed; they stay until the next try.")
             }
         }
     }

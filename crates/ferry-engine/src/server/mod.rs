@@ -15,6 +15,7 @@
 //! - **lease expiry**: every 2 s, jobs whose lease ended go back to the queue (or end
 //!   `lost`) — with a 15 s lease and 5 s heartbeats a dead agent is noticed within 17 s.
 //! - **poller** (`poll.rs`) and **cron** (`cron.rs`).
+//! - **blob collector** (`gc.rs`): hourly, deletes blobs nothing refers to any more.
 //!
 //! # Rules
 //! - **Who skips what.** The executor that claims a job evaluates its `if` (false →
@@ -46,6 +47,7 @@ mod artifacts;
 mod cron;
 mod deploy;
 mod executor;
+pub(crate) mod gc;
 mod git;
 mod hook;
 mod ops;
@@ -269,7 +271,8 @@ pub struct CoreTasks {
 
 impl Core {
     /// Recovers from a previous crash (interrupted jobs, pending deliveries) and starts
-    /// the loops: reconciler, built-in executor, lease expiry, poller, cron.
+    /// the loops: reconciler, built-in executor, lease expiry, poller, cron, blob
+    /// collector.
     pub async fn start(
         store: Store,
         config: CoreConfig,
@@ -321,6 +324,7 @@ impl Core {
             )));
         }
         handles.push(tokio::spawn(cron::run(core.clone(), shutdown.clone())));
+        handles.push(tokio::spawn(gc::run(core.clone(), shutdown.clone())));
         handles.push(
             core.inner
                 .deployer

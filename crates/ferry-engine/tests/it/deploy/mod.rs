@@ -3,6 +3,7 @@
 //! Every test runs real processes (a small Python HTTP service, see `support`) behind
 //! Ferry's real proxy on 127.0.0.1, with a SQLite store.
 
+mod gc;
 mod phases;
 mod recovery;
 mod safety;
