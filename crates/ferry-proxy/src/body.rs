@@ -1,9 +1,11 @@
 //! Body wrappers: a request body that can be taken back when the backend never
 //! connected, and a response body that keeps its release in flight until it ends.
 
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
@@ -130,6 +132,83 @@ pub(crate) fn guarded(inner: Incoming, in_flight: InFlight) -> ProxyBody {
     BoxBody::new(Guarded {
         inner,
         _in_flight: in_flight,
+    })
+}
+
+/// What the access log says of one request.
+pub(crate) struct Access {
+    pub method: hyper::Method,
+    pub host: String,
+    pub path: String,
+    /// The address the connection came from.
+    pub client: IpAddr,
+    pub status: u16,
+    /// The service and release that answered; `None` when no route matched.
+    pub routed: Option<(String, String)>,
+    /// When the request arrived.
+    pub start: Instant,
+}
+
+/// A response body that writes the request's access event when it ends: sent in full,
+/// or dropped because the client went away. So the event can say how many body bytes
+/// were sent and how long the whole response took.
+struct Logged {
+    inner: ProxyBody,
+    access: Access,
+    bytes: u64,
+}
+
+impl Body for Logged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.bytes += data.len() as u64;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let a = &self.access;
+        let duration_ms = a.start.elapsed().as_secs_f64() * 1000.0;
+        match &a.routed {
+            Some((service, release)) => tracing::info!(
+                target: "ferry_proxy::access", method = %a.method, host = %a.host,
+                path = %a.path, client = %a.client, status = a.status, bytes = self.bytes,
+                duration_ms, service = %service, release = %release, "Proxied request."
+            ),
+            None => tracing::info!(
+                target: "ferry_proxy::access", method = %a.method, host = %a.host,
+                path = %a.path, client = %a.client, status = a.status, bytes = self.bytes,
+                duration_ms, "No route matched."
+            ),
+        }
+    }
+}
+
+/// Wraps a response's body so its access event is written when it ends.
+pub(crate) fn logged(inner: ProxyBody, access: Access) -> ProxyBody {
+    BoxBody::new(Logged {
+        inner,
+        access,
+        bytes: 0,
     })
 }
 

@@ -126,14 +126,20 @@ impl Proxy {
         let method = req.method().clone();
 
         let Some((service, release, in_flight)) = self.choose(&req, &host, &path) else {
-            tracing::info!(
-                target: "ferry_proxy::access", %method, %host, %path, status = 404u16,
-                duration_ms = start.elapsed().as_secs_f64() * 1000.0, "No route matched."
-            );
-            return text(
+            let response = text(
                 StatusCode::NOT_FOUND,
                 format!("No route for `{host}{path}`.\n"),
             );
+            let access = body::Access {
+                method,
+                host,
+                path,
+                client: remote.ip(),
+                status: 404,
+                routed: None,
+                start,
+            };
+            return response.map(|b| body::logged(b, access));
         };
         let pinned = service
             .sticky
@@ -217,12 +223,16 @@ impl Proxy {
         self.inner
             .metrics
             .record(&service.name, release.name(), status, elapsed);
-        tracing::info!(
-            target: "ferry_proxy::access", %method, %host, %path, status,
-            duration_ms = elapsed.as_secs_f64() * 1000.0, service = %service.name,
-            release = %release.name(), "Proxied request."
-        );
-        response
+        let access = body::Access {
+            method,
+            host,
+            path,
+            client: remote.ip(),
+            status,
+            routed: Some((service.name.clone(), release.name().to_owned())),
+            start,
+        };
+        response.map(|b| body::logged(b, access))
     }
 
     /// Looks up the route and picks a release, counting the request in. Reads the

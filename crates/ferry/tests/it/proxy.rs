@@ -280,13 +280,17 @@ fn proxy_routes_by_host_and_switches_on_reload() {
         "{metrics}"
     );
 
+    // Each line: the client, host, request, status, body bytes, service and release.
     let log = std::fs::read_to_string(&access).unwrap();
-    let first = log.lines().next().expect("an access line per request");
     assert!(
-        first.contains(" a.test \"GET /x\" 200 alpha v1 "),
-        "{first}"
+        log.contains(" 127.0.0.1 a.test \"GET /x\" 200 4 alpha v1 "),
+        "{log}"
     );
-    assert!(log.contains(" c.test \"GET /\" 404 - - "), "{log}");
+    let not_found = "No route for `c.test/`.\n".len();
+    assert!(
+        log.contains(&format!(" 127.0.0.1 c.test \"GET /\" 404 {not_found} - - ")),
+        "{log}"
+    );
     assert!(
         !proxy.log_text().contains("Proxied request"),
         "access lines go to the file only"

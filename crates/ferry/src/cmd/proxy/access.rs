@@ -5,12 +5,13 @@
 //! it, [`init`] takes them out of that log and writes each as one line:
 //!
 //! ```text
-//! 2026-11-23T22:40:01.123Z app.example.com "GET /api/items" 200 web 3f2a9c1 0.003
+//! 2026-11-23T22:40:01.123Z 192.0.2.7 app.example.com "GET /api/items" 200 5120 web v3 0.003
 //! ```
 //!
-//! — the time the request finished (UTC, RFC 3339), the host asked for, the method and
-//! path in quotes, the status, the service and release (`-` when no route matched), and
-//! the seconds to the response head. Lines are written whole with one `write`, so a
+//! — the time the response ended (UTC, RFC 3339), the client's address, the host asked
+//! for, the method and path in quotes, the status, the body bytes sent, the service and
+//! release (`-` when no route matched), and the seconds from the request to the end of
+//! the response (a client that went away ends it early). Lines are written whole with one `write`, so a
 //! file shared with `logrotate`'s `copytruncate` or read by `tail -f` never shows half
 //! a line.
 
@@ -93,9 +94,11 @@ impl<S: Subscriber> Layer<S> for AccessLog {
 #[derive(Debug, Default)]
 struct Fields {
     method: String,
+    client: String,
     host: String,
     path: String,
     status: u64,
+    bytes: u64,
     service: String,
     release: String,
     duration_ms: f64,
@@ -113,12 +116,14 @@ impl Fields {
         let mut line = String::with_capacity(128);
         let _ = writeln!(
             line,
-            "{} {} \"{} {}\" {} {} {} {:.3}",
+            "{} {} {} \"{} {}\" {} {} {} {} {:.3}",
             humantime::format_rfc3339_millis(at),
+            dash(&self.client),
             dash(&clean(&self.host)),
             clean(&self.method),
             clean(&self.path),
             self.status,
+            self.bytes,
             dash(&self.service),
             dash(&self.release),
             self.duration_ms / 1000.0
@@ -149,15 +154,15 @@ impl Visit for Fields {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if field.name() == "status" {
-            self.status = value;
+        match field.name() {
+            "status" => self.status = value,
+            "bytes" => self.bytes = value,
+            _ => {}
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if field.name() == "status" {
-            self.status = u64::try_from(value).unwrap_or_default();
-        }
+        self.record_u64(field, u64::try_from(value).unwrap_or_default());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -171,6 +176,7 @@ impl Fields {
     fn set(&mut self, field: &Field, value: String) {
         match field.name() {
             "method" => self.method = value,
+            "client" => self.client = value,
             "host" => self.host = value,
             "path" => self.path = value,
             "service" => self.service = value,
@@ -188,9 +194,11 @@ mod tests {
     fn a_line_has_every_field_and_no_forged_quotes() {
         let f = Fields {
             method: "GET".into(),
+            client: "192.0.2.7".into(),
             host: "app.example.com".into(),
             path: "/a\"b\nc".into(),
             status: 200,
+            bytes: 5120,
             service: "web".into(),
             release: "v2".into(),
             duration_ms: 3.4,
@@ -198,7 +206,7 @@ mod tests {
         let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123);
         assert_eq!(
             f.line(at),
-            "2023-11-14T22:13:20.123Z app.example.com \"GET /a'b?c\" 200 web v2 0.003\n"
+            "2023-11-14T22:13:20.123Z 192.0.2.7 app.example.com \"GET /a'b?c\" 200 5120 web v2 0.003\n"
         );
         let unrouted = Fields {
             method: "GET".into(),
@@ -206,6 +214,10 @@ mod tests {
             status: 404,
             ..Fields::default()
         };
-        assert!(unrouted.line(at).ends_with(" - \"GET /\" 404 - - 0.000\n"));
+        assert!(
+            unrouted
+                .line(at)
+                .ends_with(" - - \"GET /\" 404 0 - - 0.000\n")
+        );
     }
 }
