@@ -324,19 +324,23 @@ impl Deployer {
             })?;
         let mut out = Vec::new();
         for instance in run::instances(&live.instances) {
-            let (tail, note) = match targets::process::ProcessTarget::log_file(&instance) {
-                Some(path) => {
-                    let tail = tokio::task::spawn_blocking(move || last_lines(&path, lines))
-                        .await
-                        .unwrap_or_default();
-                    (tail, None)
-                }
+            let process = instance.clone();
+            let tail = tokio::task::spawn_blocking(move || {
+                targets::process::ProcessTarget::last_output(&process, lines)
+            })
+            .await
+            .ok()
+            .flatten();
+            let (tail, note) = match tail {
+                Some(tail) => (tail, None),
                 None => (
                     Vec::new(),
                     Some(format!(
-                        "the output of `{}` is kept where it runs: `docker logs ferry-{}` on a \
-                         Docker engine, `~/.ferry/instances/{}/output.log` on an ssh host",
-                        instance.name, instance.name, instance.name
+                        "the output of `{0}` is kept where it runs: `docker logs ferry-{0}` on a \
+                         Docker engine; on an ssh host, `~/.ferry/instances/{0}/output.log` \
+                         (and `output.log.1` before it), or `journalctl -u ferry-{0}.service` \
+                         under systemd",
+                        instance.name
                     )),
                 ),
             };
@@ -638,51 +642,5 @@ impl Deployer {
             tokio::time::sleep(every).await;
             every = (every * 3 / 2).min(Duration::from_millis(250));
         }
-    }
-}
-
-/// The last `n` lines of the file at `path` (reading at most its last 1 MiB); none when
-/// it cannot be read.
-fn last_lines(path: &std::path::Path, n: usize) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    const WINDOW: u64 = 1 << 20;
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(WINDOW);
-    if file.seek(SeekFrom::Start(start)).is_err() {
-        return Vec::new();
-    }
-    let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).is_err() {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let mut lines: Vec<&str> = text.lines().collect();
-    // A window that starts mid-file starts mid-line: drop that partial line.
-    if start > 0 && !lines.is_empty() {
-        lines.remove(0);
-    }
-    let skip = lines.len().saturating_sub(n);
-    lines[skip..].iter().map(|l| l.to_string()).collect()
-}
-
-#[cfg(test)]
-mod output_tests {
-    use super::last_lines;
-
-    #[test]
-    fn last_lines_keeps_the_end_and_drops_a_partial_first_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("output.log");
-        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
-        assert_eq!(last_lines(&path, 2), ["two", "three"]);
-        assert_eq!(last_lines(&path, 10), ["one", "two", "three"]);
-        // Longer than the 1 MiB window: the line cut by the window is left out.
-        let long = format!("{}\nlast\n", "x".repeat(2 << 20));
-        std::fs::write(&path, long).unwrap();
-        assert_eq!(last_lines(&path, 5), ["last"]);
-        assert!(last_lines(&dir.path().join("missing"), 5).is_empty());
     }
 }

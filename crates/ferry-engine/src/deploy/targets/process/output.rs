@@ -74,3 +74,22 @@ pub(super) async fn rotate_quietly(dir: &Path, max: u64) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn last_lines_keeps_the_end_and_drops_a_partial_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("output.log");
+        std::fs::write(&path, "one\ntwo\nthree\n").unwrap();
+        assert_eq!(last_lines(&path, 2), ["two", "three"]);
+        assert_eq!(last_lines(&path, 10), ["one", "two", "three"]);
+        // Longer than the 1 MiB window: the line cut by the window is left out.
+        let long = format!("{}\nlast\n", "x".repeat(2 << 20));
+        std::fs::write(&path, long).unwrap();
+        assert_eq!(last_lines(&path, 5), ["last"]);
+        assert!(last_lines(&dir.path().join("missing"), 5).is_empty());
+    }
+}
