@@ -9,7 +9,10 @@
 //! blob store of their own (`cache/blobs`) and are not touched.
 //!
 //! A collection runs after a deploy's release pruned older ones
-//! (`Deployer::prune`), and every [`EVERY`] in `ferry serve` ([`run`]).
+//! (`Deployer::prune`), and every [`EVERY`] in `ferry serve` ([`run`]), which also
+//! deletes the source archives (`sources/<sha>.tar`) no job has asked for in
+//! [`SOURCES_UNUSED`] ([`sweep_sources`]): one is made again from the mirror when
+//! asked for.
 //!
 //! # Races
 //! The candidates (blobs older than the grace period) are listed *before* the roots
@@ -30,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 /// How often `ferry serve` collects.
 pub(crate) const EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// A source archive no job asked for in this long is deleted.
+pub(crate) const SOURCES_UNUSED: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// Deletes the blobs under `blobs` that neither the database nor the artifact indexes
 /// under `data_dir` name and that were last written more than `grace` before `now`.
@@ -88,7 +94,60 @@ pub(crate) async fn run(core: Core, shutdown: CancellationToken) {
                 tracing::warn!(error = %e, "Collecting unused blobs failed; they stay until the next try.")
             }
         }
+        let data_dir = core.config().data_dir.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            sweep_sources(&data_dir, SOURCES_UNUSED, SystemTime::now())
+        })
+        .await;
+        match swept {
+            Ok(Ok((0, _))) => {}
+            Ok(Ok((files, bytes))) => {
+                tracing::info!(
+                    files,
+                    bytes,
+                    "Deleted source archives no job asked for in a day."
+                )
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Deleting old source archives failed; they stay until the next try.")
+            }
+            Err(e) => tracing::warn!(error = %e, "Deleting old source archives failed."),
+        }
     }
+}
+
+/// Deletes the files in `<data_dir>/sources` last used more than `unused` before
+/// `now`: source archives no job asked for since (asking refreshes the file's
+/// modification time) and temporary files a crash left. Returns the files and bytes
+/// deleted. Blocking.
+pub(crate) fn sweep_sources(
+    data_dir: &Path,
+    unused: Duration,
+    now: SystemTime,
+) -> io::Result<(u64, u64)> {
+    let Some(cutoff) = now.checked_sub(unused) else {
+        return Ok((0, 0));
+    };
+    let (mut files, mut bytes) = (0, 0);
+    for path in entries(&data_dir.join("sources"))? {
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        };
+        if !meta.is_file() || meta.modified()? > cutoff {
+            continue;
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                files += 1;
+                bytes += meta.len();
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", path.display()))),
+        }
+    }
+    Ok((files, bytes))
 }
 
 /// Logs what a collection freed (after pruning `pruned` releases, if it followed one).
@@ -188,6 +247,37 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - 2 * HOUR)
             .unwrap();
+    }
+
+    #[test]
+    fn source_archives_unused_for_a_day_go_and_recent_ones_stay() {
+        let data = tempfile::tempdir().unwrap();
+        let sources = data.path().join("sources");
+        std::fs::create_dir_all(&sources).unwrap();
+        let (old, recent, left) = (
+            sources.join("aaaa.tar"),
+            sources.join("bbbb.tar"),
+            sources.join(".tmpXYZ"),
+        );
+        for (path, age) in [(&old, 25), (&recent, 23), (&left, 48)] {
+            std::fs::write(path, "tar").unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(SystemTime::now() - age * HOUR)
+                .unwrap();
+        }
+        let swept = sweep_sources(data.path(), SOURCES_UNUSED, SystemTime::now()).unwrap();
+        assert_eq!(swept, (2, 6));
+        assert!(!old.exists() && !left.exists());
+        assert!(recent.exists(), "used within the day");
+        // No `sources` directory at all is not an error.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            sweep_sources(empty.path(), SOURCES_UNUSED, SystemTime::now()).unwrap(),
+            (0, 0)
+        );
     }
 
     #[tokio::test]

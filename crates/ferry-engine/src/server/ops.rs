@@ -362,6 +362,10 @@ pub(crate) async fn source_archive(core: &Core, run_id: i64) -> Result<PathBuf, 
         .join("sources")
         .join(format!("{}.tar", run.sha));
     if path.is_file() {
+        // Asked for again: the hourly sweep keeps archives used within a day.
+        if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
         return Ok(path);
     }
     let project = project(core, &run.project).await?;
