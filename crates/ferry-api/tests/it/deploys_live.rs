@@ -317,12 +317,24 @@ async fn deploys_requested_over_the_api_go_live_or_roll_back() -> TestResult {
     s.stop().await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
-    let s = Server::start().await?;
+/// A run whose one job, `ship`, deploys `web` to `environment`, claimed by an agent.
+struct Shipping {
+    on: crate::support::Listening,
+    token: String,
+    agent: ferry_client::Client,
+    run: ferry_client::api::Run,
+    job: ferry_client::api::Assignment,
+}
+
+/// Commits a pipeline whose job `ship` deploys to `environment`, triggers it and
+/// claims the job as an agent would.
+async fn shipping(
+    s: &Server,
+    environment: &str,
+) -> Result<Shipping, Box<dyn std::error::Error + Send + Sync>> {
     let pipeline = live_yml("/").replace(
         "  build:\n    steps:\n      - echo building\n",
-        "  ship:\n    deploy: staging\n    steps:\n      - echo shipping\n",
+        &format!("  ship:\n    deploy: {environment}\n    steps:\n      - echo shipping\n"),
     );
     std::fs::write(s.repo.path().join("ferry.yml"), &pipeline)?;
     std::fs::write(s.repo.path().join("index.html"), "hello\n")?;
@@ -337,7 +349,7 @@ async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
     else {
         return Err("the run was filtered".into());
     };
-    let a = agent
+    let job = agent
         .claim(&ferry_client::api::ClaimRequest {
             agent_id: "agent-1".into(),
             name: "agent".into(),
@@ -346,6 +358,25 @@ async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
         })
         .await?
         .ok_or("no job to claim")?;
+    Ok(Shipping {
+        on,
+        token,
+        agent,
+        run,
+        job,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
+    let s = Server::start().await?;
+    let Shipping {
+        on,
+        token,
+        agent,
+        run,
+        job: a,
+    } = shipping(&s, "staging").await?;
     assert_eq!((a.run_id, a.job.as_str()), (run.id, "ship"));
     let mut request = ferry_client::api::JobDeployRequest {
         lease: a.lease.clone(),
@@ -417,32 +448,14 @@ async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
 async fn cancelling_a_run_cancels_the_deploy_its_job_waits_for() -> TestResult {
     let s = Server::start().await?;
     // `production` needs approval: the job's deploy waits there until the run ends.
-    let pipeline = live_yml("/").replace(
-        "  build:\n    steps:\n      - echo building\n",
-        "  ship:\n    deploy: production\n    steps:\n      - echo shipping\n",
-    );
-    std::fs::write(s.repo.path().join("ferry.yml"), &pipeline)?;
-    std::fs::write(s.repo.path().join("index.html"), "hello\n")?;
-    crate::support::git(s.repo.path(), &["add", "-A"])?;
-    crate::support::git(s.repo.path(), &["commit", "-q", "-m", "deploy web"])?;
-    let on = s.listen().await?;
-    let token = s.token(Role::Developer).await?;
-    let agent = s.client(&on, &token)?;
-    let ferry_client::api::TriggerResponse::Started { run } = agent
-        .trigger("app", &ferry_client::api::TriggerRequest::default())
-        .await?
-    else {
-        return Err("the run was filtered".into());
-    };
-    let a = agent
-        .claim(&ferry_client::api::ClaimRequest {
-            agent_id: "agent-1".into(),
-            name: "agent".into(),
-            labels: vec![],
-            wait_ms: 5_000,
-        })
-        .await?
-        .ok_or("no job to claim")?;
+    let Shipping {
+        on,
+        token,
+        agent,
+        run,
+        job: a,
+    } = shipping(&s, "production").await?;
+    assert_eq!((a.run_id, a.job.as_str()), (run.id, "ship"));
     let request = ferry_client::api::JobDeployRequest {
         lease: a.lease.clone(),
         environment: "production".into(),
