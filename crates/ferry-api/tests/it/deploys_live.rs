@@ -372,10 +372,10 @@ async fn an_agents_job_deploys_once_however_often_it_asks() -> TestResult {
     let s = Server::start().await?;
     let Shipping {
         on,
-        token,
         agent,
         run,
         job: a,
+        ..
     } = shipping(&s, "staging").await?;
     assert_eq!((a.run_id, a.job.as_str()), (run.id, "ship"));
     let mut request = ferry_client::api::JobDeployRequest {
