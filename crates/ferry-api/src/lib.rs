@@ -27,6 +27,7 @@ mod openapi;
 mod projects;
 mod runs;
 mod sse;
+mod tls;
 mod tokens;
 pub mod ui;
 
@@ -110,13 +111,24 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves [`router`] on `listener` until `shutdown` is cancelled, then stops accepting
 /// connections, ends live streams and long-polls, and waits for requests in flight.
+/// With `tls`, over HTTPS only.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let app = router(state.with_shutdown(shutdown.clone()));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    match tls {
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+        Some(config) => {
+            axum::serve(tls::TlsListener::new(listener, config), app)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+        }
+    }
 }

@@ -16,13 +16,21 @@ pub enum ClientError {
         hint: Option<String>,
     },
     /// The server could not be reached, or the connection broke.
-    #[error("cannot reach the Ferry server at {url}: {source}")]
+    #[error("cannot reach the Ferry server at {url}: {}", causes(source))]
     Connect {
         /// The URL called.
         url: String,
         /// The transport error.
         #[source]
         source: reqwest::Error,
+    },
+    /// The CA certificate file given to trust could not be used.
+    #[error("cannot use the CA certificate file {path}: {reason}")]
+    CaCert {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
     },
     /// The server's answer was not what this client understands.
     #[error("unexpected answer from {url}: {message}")]
@@ -59,11 +67,25 @@ impl ClientError {
     pub fn hint(&self) -> Option<&str> {
         match self {
             ClientError::Api { hint, .. } => hint.as_deref(),
+            ClientError::Connect { source, .. } if is_certificate_error(source) => Some(
+                "the server's TLS certificate is not trusted here: give the certificate of \
+                 the CA that signed it (or the server's own, if self-signed) with --ca-cert \
+                 FILE or FERRY_CA_CERT",
+            ),
             ClientError::Connect { .. } => {
                 Some("check that `ferry serve` is running and that the server URL is right")
             }
+            ClientError::CaCert { .. } => {
+                Some("give a PEM file holding one or more `BEGIN CERTIFICATE` sections")
+            }
             _ => None,
         }
+    }
+
+    /// Whether the server's TLS certificate is not trusted here (the fix is to trust
+    /// its CA, not to retry).
+    pub fn is_untrusted_certificate(&self) -> bool {
+        matches!(self, ClientError::Connect { source, .. } if is_certificate_error(source))
     }
 
     /// Whether the request itself was at fault (a 4xx): bad input, a missing or too
@@ -100,4 +122,47 @@ impl ClientError {
             }
         }
     }
+}
+
+/// A transport error with its causes, outermost first: reqwest's own message says only
+/// that the request failed, its causes say why (refused, a certificate, a timeout).
+fn causes(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = std::error::Error::source(e);
+    while let Some(cause) = next {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        next = cause.source();
+    }
+    text
+}
+
+/// Whether a transport error comes from a TLS certificate the client does not trust.
+fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let untrusted = |e: &rustls::Error| {
+        matches!(
+            e,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    };
+    while let Some(cause) = next {
+        // The TLS stream reports rustls' error inside I/O errors (two deep), whose
+        // `source` skips what they wrap.
+        let mut inner: &(dyn std::error::Error + 'static) = cause;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = wrapped;
+        }
+        if inner.downcast_ref::<rustls::Error>().is_some_and(untrusted) {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }

@@ -87,17 +87,42 @@ impl Client {
     /// A client of the server at `base_url` (e.g. `http://127.0.0.1:8080`) sending
     /// `token` as its bearer token; an empty token sends none (for `/healthz`).
     pub fn new(base_url: &str, token: impl Into<String>) -> Result<Client, ClientError> {
+        Client::with_ca(base_url, token, None)
+    }
+
+    /// As [`Client::new`]; an `https` server's certificate is checked against the
+    /// system's trusted CAs and, with `ca_file`, the PEM certificates in it too (a
+    /// private CA, or a self-signed server certificate).
+    pub fn with_ca(
+        base_url: &str,
+        token: impl Into<String>,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Client, ClientError> {
         let base = base_url.trim_end_matches('/').to_owned();
         if reqwest::Url::parse(&base).is_err() {
             return Err(ClientError::BadUrl(base_url.to_owned()));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|source| ClientError::Connect {
-                url: base.clone(),
-                source,
-            })?;
+        // Ferry's one TLS implementation is rustls on ring; installing it a second
+        // time (another client) is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(path) = ca_file {
+            let bad = |reason: String| ClientError::CaCert {
+                path: path.to_owned(),
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
+            if certs.is_empty() {
+                return Err(bad("it holds no `BEGIN CERTIFICATE` section".to_owned()));
+            }
+            builder = builder.tls_certs_merge(certs);
+        }
+        let http = builder.build().map_err(|source| ClientError::Connect {
+            url: base.clone(),
+            source,
+        })?;
         let token = token.into();
         Ok(Client {
             http,

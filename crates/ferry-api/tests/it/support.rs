@@ -232,7 +232,12 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let stop = CancellationToken::new();
-        let handle = tokio::spawn(ferry_api::serve(listener, self.state.clone(), stop.clone()));
+        let handle = tokio::spawn(ferry_api::serve(
+            listener,
+            None,
+            self.state.clone(),
+            stop.clone(),
+        ));
         Ok(Listening { url, stop, handle })
     }
 

@@ -92,7 +92,7 @@ impl Seeded {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let state = AppState::new(core.clone(), ApiConfig::default());
-        let http = tokio::spawn(ferry_api::serve(listener, state, shutdown.clone()));
+        let http = tokio::spawn(ferry_api::serve(listener, None, state, shutdown.clone()));
         Ok(Seeded {
             base,
             core,

@@ -25,6 +25,10 @@ pub struct ClientArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's, for an `https`
+    /// server whose certificate a private CA signed (or a self-signed one).
+    #[arg(long, global = true, env = "FERRY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

@@ -19,6 +19,13 @@ pub struct ServeArgs {
     /// The address to listen on [default: 127.0.0.1:7878].
     #[arg(long, env = "FERRY_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// Serve the API and web UI over HTTPS with this certificate chain (PEM, leaf
+    /// first; needs --tls-key) [default: plain HTTP].
+    #[arg(long, env = "FERRY_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, env = "FERRY_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// A `postgres://` URL to keep state in PostgreSQL
     /// [default: embedded SQLite, ferry.db in the data directory].
     #[arg(long, env = "FERRY_DATABASE_URL", value_name = "URL")]
@@ -124,6 +131,10 @@ pub struct AgentArgs {
         hide_env_values = true
     )]
     pub token: Option<String>,
+    /// A PEM file of CA certificates to trust besides the system's, for an `https`
+    /// server whose certificate a private CA signed (or a self-signed one).
+    #[arg(long, env = "FERRY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// The agent's labels, comma-separated; it takes only jobs whose `runs-on` labels
     /// are all among them.
     #[arg(

@@ -21,6 +21,8 @@ pub struct ServerProc {
     pub lines: Arc<Mutex<Vec<String>>>,
     /// Its standard error, in a file.
     pub log: PathBuf,
+    /// Its certificate, when it serves HTTPS: [`ServerProc::cli`] trusts it.
+    pub ca_cert: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -34,12 +36,19 @@ impl ServerProc {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
         cmd.args(args);
-        ServerProc::spawn(
+        let mut server = ServerProc::spawn(
             cmd,
             data,
             "Ferry is listening on ",
             "Ferry is listening on ",
-        )
+        );
+        // Its own certificate is the CA its clients trust.
+        server.ca_cert = args
+            .iter()
+            .position(|a| *a == "--tls-cert")
+            .and_then(|i| args.get(i + 1))
+            .map(PathBuf::from);
+        server
     }
 
     /// Starts `cmd` (a `ferry serve` or `ferry up`), reading its standard output until a
@@ -97,6 +106,7 @@ impl ServerProc {
             data: data.to_path_buf(),
             lines,
             log,
+            ca_cert: None,
             child: Some(child),
         }
     }
@@ -114,6 +124,9 @@ impl ServerProc {
     pub fn cli(&self, token: &str) -> Command {
         let mut cmd = ferry(&self.data);
         cmd.env("FERRY_SERVER", &self.url).env("FERRY_TOKEN", token);
+        if let Some(ca) = &self.ca_cert {
+            cmd.env("FERRY_CA_CERT", ca);
+        }
         cmd
     }
 

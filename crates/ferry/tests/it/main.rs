@@ -13,4 +13,5 @@ mod run;
 mod secrets;
 mod server;
 mod support;
+mod tls;
 mod up;

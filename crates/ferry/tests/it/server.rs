@@ -217,9 +217,12 @@ fn client_commands_say_when_the_server_is_down() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.contains("cannot reach the server at http://127.0.0.1:1: is `ferry serve` running?"),
+        err.contains("cannot reach the Ferry server at http://127.0.0.1:1/"),
         "{err}"
     );
+    // Why, from the transport, then what to check.
+    assert!(err.contains("Connection refused"), "{err}");
+    assert!(err.contains("is `ferry serve` running?"), "{err}");
 }
 
 #[test]

@@ -39,8 +39,8 @@ pub fn agent(global: &Global, args: AgentArgs) -> Result<(), Failure> {
                 "the agent needs a token: pass --token or set FERRY_TOKEN (`ferry token create --name agent-1 --role developer` makes one)",
             )
         })?;
-    let client = Client::new(&args.server, token)
-        .map_err(|e| bad_input(format!("{e}; e.g. --server http://ferry.internal:7878")))?;
+    let client = Client::with_ca(&args.server, token, args.ca_cert.as_deref())
+        .map_err(super::remote::client_setup_error)?;
     let data_dir = crate::paths::data_dir(global.data_dir.clone())?;
     let name = args
         .name
@@ -177,7 +177,7 @@ impl Worker {
                 }
                 Err(e) => {
                     // A refused token or a bad request will not get better by retrying.
-                    let failure = super::remote::failure(self.client.base_url(), e);
+                    let failure = super::remote::failure(e);
                     let mut fatal = self.fatal.lock().await;
                     if fatal.is_none() {
                         *fatal = Some(failure);

@@ -23,7 +23,7 @@ pub fn events(global: &Global, args: EventsArgs) -> Result<(), Failure> {
         if args.follow {
             let mut stream = ctx.call(ctx.client.follow_events(&filter)).await?;
             while let Some(event) = stream.next().await {
-                let event = event.map_err(|e| super::failure(ctx.server(), e))?;
+                let event = event.map_err(super::failure)?;
                 if ctx.json {
                     println!("{}", serde_json::to_string(&event).unwrap_or_default());
                 } else {

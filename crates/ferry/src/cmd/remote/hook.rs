@@ -36,7 +36,7 @@ pub fn hook(global: &Global, cmd: HookCommand) -> Result<(), Failure> {
                 {
                     Ok(created) => (created.token, true),
                     Err(e) if e.status() == Some(403) => (own_token, false),
-                    Err(e) => return Err(super::failure(ctx.server(), e)),
+                    Err(e) => return Err(super::failure(e)),
                 };
                 let (hook, token_file) = install(&repo, ctx.server(), &project.name, &token)?;
                 if ctx.json {

@@ -68,7 +68,7 @@ async fn follow(ctx: &Ctx, args: &LogsArgs) -> Result<(), Failure> {
     let prefix = args.job.is_none();
     let mut printer = Printer::new(ctx.json);
     while let Some(item) = stream.next().await {
-        match item.map_err(|e| super::failure(ctx.server(), e))? {
+        match item.map_err(super::failure)? {
             LogStreamItem::Lines(chunk) => {
                 printer.lines(&chunk.job, &chunk.lines, prefix);
                 printer.flush();

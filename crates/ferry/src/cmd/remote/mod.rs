@@ -28,16 +28,30 @@ pub struct Ctx {
     pub json: bool,
 }
 
+/// Why a client could not be set up, as bad input with what to do.
+pub(crate) fn client_setup_error(e: ferry_client::ClientError) -> Failure {
+    match &e {
+        ferry_client::ClientError::BadUrl(_) => crate::exit::bad_input(format!(
+            "{e}; give the server as a URL, e.g. --server https://ferry.example.com or http://127.0.0.1:7878"
+        )),
+        _ => match e.hint() {
+            Some(hint) => crate::exit::bad_input(format!("{e}; {hint}")),
+            None => crate::exit::bad_input(e.to_string()),
+        },
+    }
+}
+
 impl Ctx {
     /// The client for `args`; the token is `--token`, `FERRY_TOKEN`, or the token
     /// file `ferry up` writes in the data directory.
     pub fn new(args: &ClientArgs, data_dir: Option<PathBuf>) -> Result<Ctx, Failure> {
         let token = resolve_token(args.token.clone(), data_dir)?;
-        let client = Client::new(&args.server, token.unwrap_or_default()).map_err(|e| {
-            crate::exit::bad_input(format!(
-                "{e}; give the server as a URL, e.g. --server http://127.0.0.1:7878"
-            ))
-        })?;
+        let client = Client::with_ca(
+            &args.server,
+            token.unwrap_or_default(),
+            args.ca_cert.as_deref(),
+        )
+        .map_err(client_setup_error)?;
         Ok(Ctx {
             client,
             json: args.json,
@@ -54,7 +68,7 @@ impl Ctx {
         &self,
         fut: impl Future<Output = Result<T, ClientError>>,
     ) -> Result<T, Failure> {
-        fut.await.map_err(|e| failure(self.server(), e))
+        fut.await.map_err(failure)
     }
 }
 
@@ -74,10 +88,14 @@ pub fn resolve_token(
 }
 
 /// The exit a client error leads to, with the server's words and hint.
-pub fn failure(server: &str, e: ClientError) -> Failure {
+pub fn failure(e: ClientError) -> Failure {
     match e {
+        ClientError::Connect { .. } if e.is_untrusted_certificate() => {
+            let hint = e.hint().unwrap_or_default().to_owned();
+            crate::exit::bad_input(format!("{e}; {hint}"))
+        }
         ClientError::Connect { .. } => Failure::Error(anyhow::anyhow!(
-            "cannot reach the server at {server}: is `ferry serve` running? (or pass --server / set FERRY_SERVER)"
+            "{e}; is `ferry serve` running? (or pass --server / set FERRY_SERVER)"
         )),
         ClientError::Api {
             status,

@@ -195,6 +195,8 @@ pub struct Server {
     shutdown: CancellationToken,
     http: JoinHandle<std::io::Result<()>>,
     addr: SocketAddr,
+    /// `http`, or `https` with --tls-cert.
+    scheme: &'static str,
     proxy_url: Option<String>,
     edge: Option<EdgeTasks>,
     _lock: DirLock,
@@ -213,6 +215,15 @@ impl Server {
             .local_addr()
             .context("cannot read the listening address")?;
         let shutdown = CancellationToken::new();
+        // Read before the engine starts, so a bad certificate stops the start cleanly.
+        let tls = match &opts.tls {
+            Some(t) => Some(
+                ferry_proxy::tls::server_config(&t.cert, &t.key)
+                    .map_err(|e| bad_input(format!("--tls-cert/--tls-key: {e}")))?,
+            ),
+            None => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         // Bound before the engine starts, so a taken port stops the start cleanly.
         let edge = match &opts.proxy {
             Some(listen) => Some(EdgeListeners::bind(listen, PROXY_NAMES).await?),
@@ -246,7 +257,7 @@ impl Server {
                 metrics_public: opts.metrics_public,
             },
         );
-        let http = tokio::spawn(ferry_api::serve(listener, state, shutdown.clone()));
+        let http = tokio::spawn(ferry_api::serve(listener, tls, state, shutdown.clone()));
         let edge = match (edge, &proxy) {
             (Some(listeners), Some(proxy)) => Some(listeners.serve(proxy, &shutdown)),
             _ => None,
@@ -265,6 +276,7 @@ impl Server {
             shutdown,
             http,
             addr,
+            scheme,
             proxy_url,
             edge,
             _lock: lock,
@@ -291,7 +303,7 @@ impl Server {
         } else {
             ip.to_string()
         };
-        format!("http://{host}:{}", self.addr.port())
+        format!("{}://{host}:{}", self.scheme, self.addr.port())
     }
 
     /// Serves until SIGTERM or Ctrl-C (a second one stops at once), then drains.

@@ -30,6 +30,8 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 pub struct ServeOptions {
     /// Where to listen.
     pub listen: SocketAddr,
+    /// HTTPS: the certificate chain and key files; None: plain HTTP.
+    pub tls: Option<ServerTls>,
     /// The data directory.
     pub data_dir: PathBuf,
     /// PostgreSQL URL; None: SQLite in the data directory.
@@ -54,11 +56,20 @@ pub struct ServeOptions {
     pub access_log: Option<PathBuf>,
 }
 
+/// The API's certificate chain and private key, PEM files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
 /// The config file's shape: the flags' names, every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileOptions {
     listen: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     executor_jobs: Option<usize>,
@@ -103,6 +114,34 @@ impl ServeOptions {
             None
         } else {
             Some(proxy_listen(args, &file, config_file.as_deref())?)
+        };
+        let tls_cert = args.tls_cert.clone().or_else(|| {
+            file.tls_cert
+                .clone()
+                .map(|p| relative_to_file(p, config_file.as_deref()))
+        });
+        let tls_key = args.tls_key.clone().or_else(|| {
+            file.tls_key
+                .clone()
+                .map(|p| relative_to_file(p, config_file.as_deref()))
+        });
+        let tls = match (tls_cert, tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(ServerTls { cert, key }),
+            (Some(_), None) => {
+                return Err(bad_input(format!(
+                    "{} needs {} too: the certificate's private key (PEM)",
+                    where_tls(args.tls_cert.is_some(), "cert", config_file.as_deref()),
+                    where_tls(args.tls_cert.is_some(), "key", config_file.as_deref()),
+                )));
+            }
+            (None, Some(_)) => {
+                return Err(bad_input(format!(
+                    "{} needs {} too: the certificate chain (PEM, leaf first)",
+                    where_tls(args.tls_key.is_some(), "key", config_file.as_deref()),
+                    where_tls(args.tls_key.is_some(), "cert", config_file.as_deref()),
+                )));
+            }
         };
         let access_log = args.access_log.clone().or_else(|| {
             file.access_log
@@ -168,6 +207,7 @@ impl ServeOptions {
         }
         Ok(ServeOptions {
             listen,
+            tls,
             data_dir,
             database_url,
             executor_jobs: args
@@ -267,6 +307,14 @@ fn proxy_listen(
     Ok(EdgeListen { listen, tls })
 }
 
+/// How to name `tls-{what}` in a message: as the flag, or as the config file's key.
+fn where_tls(flag: bool, what: &str, config_file: Option<&Path>) -> String {
+    match (flag, config_file) {
+        (false, Some(p)) => format!("{}: `tls-{what}`", p.display()),
+        _ => format!("--tls-{what}"),
+    }
+}
+
 /// `HOST:PORT`, `:PORT` (all interfaces) or `PORT` (loopback).
 pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
@@ -324,6 +372,8 @@ fn read_file(path: &Path) -> Result<FileOptions, Failure> {
 /// The config file's keys, as the flags are named.
 const KEYS: &[&str] = &[
     "listen",
+    "tls-cert",
+    "tls-key",
     "data-dir",
     "database-url",
     "executor-jobs",
@@ -494,6 +544,47 @@ mod tests {
             panic!("a TLS listener without a key is bad input");
         };
         assert!(e.to_string().contains("--proxy-tls-key"), "{e}");
+    }
+
+    #[test]
+    fn https_takes_both_files_from_flags_or_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ServeArgs {
+            tls_key: Some("key.pem".into()),
+            ..ServeArgs::default()
+        };
+        let Err(Failure::BadInput(e)) = ServeOptions::resolve(&args, Some(dir.path().into()))
+        else {
+            panic!("a key without a certificate is bad input");
+        };
+        assert!(
+            e.to_string().starts_with("--tls-key needs --tls-cert"),
+            "{e}"
+        );
+
+        // In the config file, relative to it.
+        let file = dir.path().join(CONFIG_FILE);
+        std::fs::write(
+            &file,
+            "tls-cert: certs/ferry.pem\ntls-key: certs/ferry.key\n",
+        )
+        .unwrap();
+        let opts = ServeOptions::resolve(&ServeArgs::default(), Some(dir.path().into())).unwrap();
+        assert_eq!(
+            opts.tls,
+            Some(ServerTls {
+                cert: dir.path().join("certs/ferry.pem"),
+                key: dir.path().join("certs/ferry.key"),
+            })
+        );
+        std::fs::write(&file, "tls-cert: ferry.pem\n").unwrap();
+        let Err(Failure::BadInput(e)) =
+            ServeOptions::resolve(&ServeArgs::default(), Some(dir.path().into()))
+        else {
+            panic!("a certificate without a key is bad input");
+        };
+        assert!(e.to_string().contains("`tls-cert` needs"), "{e}");
+        assert!(e.to_string().contains("`tls-key`"), "{e}");
     }
 
     #[test]
