@@ -173,9 +173,30 @@ async fn handle(
     let delivery = header(headers, delivery_headers)
         .map(str::to_owned)
         .unwrap_or_else(|| format!("body-sha256:{}", hex::encode(Sha256::digest(body))));
-    let verdict = match project.webhook_secret.as_deref().filter(|s| !s.is_empty()) {
+    let secret = match project.webhook_secret.clone().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(stored) => {
+            let dir = state.core.config().data_dir.clone();
+            let project = name.to_owned();
+            let opened = tokio::task::spawn_blocking(move || {
+                ferry_engine::server::webhook_secrets::open(&dir, &project, &stored)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("reading the webhook secret failed: {e}")))?;
+            match opened {
+                Ok(secret) => Some(secret),
+                Err(e) => {
+                    tracing::error!(project = name, error = %e, "Cannot check a webhook: its secret does not decrypt.");
+                    return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).hint(
+                        "start the server with the master key the secret was sealed with (FERRY_MASTER_KEY or master.key in the data directory), or remove the project and add it again with its secret",
+                    ));
+                }
+            }
+        }
+    };
+    let verdict = match &secret {
         None => Err("the project has no webhook secret".to_owned()),
-        Some(secret) => verify(provider, headers, body, secret.as_bytes()),
+        Some(secret) => verify(provider, headers, body, secret),
     };
     if let Err(reason) = verdict {
         tracing::warn!(project = name, provider = provider.name(), %delivery, %reason, "Rejected a webhook.");

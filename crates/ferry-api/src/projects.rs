@@ -39,6 +39,19 @@ pub async fn create(
             .hint("give the repository's URL or its path on the server's host"));
     }
     let branch = new.branch.filter(|b| !b.trim().is_empty());
+    let webhook_secret = match new.webhook_secret.filter(|s| !s.is_empty()) {
+        Some(secret) => {
+            let (dir, name) = (state.core.config().data_dir.clone(), new.name.clone());
+            let sealed = tokio::task::spawn_blocking(move || {
+                ferry_engine::server::webhook_secrets::seal(&dir, &name, &secret)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("sealing the webhook secret failed: {e}")))?
+            .map_err(|e| ApiError::internal(format!("sealing the webhook secret failed: {e}")))?;
+            Some(sealed)
+        }
+        None => None,
+    };
     let project = state
         .core
         .store()
@@ -46,7 +59,7 @@ pub async fn create(
             name: new.name,
             repo: new.repo,
             default_branch: branch.unwrap_or_else(|| "main".to_owned()),
-            webhook_secret: new.webhook_secret.filter(|s| !s.is_empty()),
+            webhook_secret,
         })
         .await?;
     Ok((StatusCode::CREATED, axum::Json(convert::project(project))))

@@ -23,6 +23,6 @@ mod store;
 
 pub use mask::{MIN_FRAGMENT_LEN, MIN_SECRET_LEN, Masker, StreamMasker};
 pub use store::{
-    KeySource, MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey, SECRETS_FILE, SecretError, SecretStore,
-    validate_name,
+    KeySource, MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey, SEALED_PREFIX, SECRETS_FILE,
+    SecretError, SecretStore, validate_name,
 };

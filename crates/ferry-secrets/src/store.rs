@@ -33,6 +33,9 @@ use serde::{Deserialize, Serialize};
 pub use error::SecretError;
 pub use key::{KeySource, MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKey};
 
+/// The prefix of a value sealed by [`SecretStore::seal_for`].
+pub const SEALED_PREFIX: &str = "ferry-sealed:v1:";
+
 /// The secrets file's name inside the data directory.
 pub const SECRETS_FILE: &str = "secrets.json";
 const LOCK_FILE: &str = "secrets.lock";
@@ -238,6 +241,36 @@ impl SecretStore {
         }
     }
 
+    /// Encrypts `value` for keeping outside `secrets.json` — a database column, such
+    /// as a project's webhook secret — under the master key. `context` names what it
+    /// is (`webhook secret of project `shop``): the value opens only with the same
+    /// context, so a value copied to another row does not. The result starts with
+    /// [`SEALED_PREFIX`].
+    pub fn seal_for(&self, context: &str, value: &[u8]) -> Result<String, SecretError> {
+        let sealed = self.seal(sealed_ad(context).as_bytes(), value)?;
+        Ok(format!("{SEALED_PREFIX}{sealed}"))
+    }
+
+    /// Decrypts a value made by [`SecretStore::seal_for`] with the same `context`. A
+    /// value without [`SEALED_PREFIX`] was stored before sealing existed and is
+    /// returned as it is.
+    pub fn open_for(&self, context: &str, stored: &str) -> Result<Vec<u8>, SecretError> {
+        let Some(sealed) = stored.strip_prefix(SEALED_PREFIX) else {
+            return Ok(stored.as_bytes().to_vec());
+        };
+        self.unseal(sealed_ad(context).as_bytes(), sealed)
+            .map_err(|e| SecretError::Sealed {
+                context: context.to_owned(),
+                reason: match e {
+                    Unseal::Malformed => "it is corrupt",
+                    Unseal::Rejected => {
+                        "it was sealed with another master key, or for something else"
+                    }
+                },
+                key_source: self.key_source.to_string(),
+            })
+    }
+
     fn seal(&self, ad: &[u8], value: &[u8]) -> Result<String, SecretError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::getrandom(&mut nonce).map_err(|e| SecretError::Random {
@@ -292,6 +325,11 @@ impl SecretStore {
     }
 }
 
+/// The associated data of a sealed value: never a secret's name (those have no `:`).
+fn sealed_ad(context: &str) -> String {
+    format!("ferry:sealed:{context}")
+}
+
 enum Unseal {
     Malformed,
     Rejected,
@@ -343,6 +381,40 @@ mod tests {
         let from_file = SecretStore::open_with_env(dir.path(), Some(&empty)).unwrap();
         assert!(matches!(from_file.key_source(), KeySource::File(_)));
         assert!(dir.path().join(MASTER_KEY_FILE).exists());
+    }
+
+    #[test]
+    fn a_sealed_value_opens_with_its_key_and_context_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecretStore::open_with_key(dir.path(), MasterKey::from_bytes([7; 32])).unwrap();
+        let context = "webhook secret of project `shop`";
+        let sealed = store.seal_for(context, b"s3cret").unwrap();
+        assert!(sealed.starts_with(SEALED_PREFIX), "{sealed}");
+        assert!(!sealed.contains("s3cret"));
+        assert_eq!(store.open_for(context, &sealed).unwrap(), b"s3cret");
+        // Sealing twice gives two texts (a fresh nonce each time).
+        assert_ne!(store.seal_for(context, b"s3cret").unwrap(), sealed);
+
+        let other = "webhook secret of project `cart`";
+        let err = store.open_for(other, &sealed).unwrap_err().to_string();
+        assert!(
+            err.starts_with("cannot decrypt the webhook secret of project `cart`"),
+            "{err}"
+        );
+        let other_key =
+            SecretStore::open_with_key(dir.path(), MasterKey::from_bytes([8; 32])).unwrap();
+        let err = other_key
+            .open_for(context, &sealed)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sealed with another master key"), "{err}");
+        let err = store
+            .open_for(context, &format!("{SEALED_PREFIX}!!"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("it is corrupt"), "{err}");
+        // A value stored before sealing existed reads as it is.
+        assert_eq!(store.open_for(context, "plain").unwrap(), b"plain");
     }
 
     #[test]

@@ -223,3 +223,43 @@ async fn refuses_webhooks_for_projects_without_a_secret() -> TestResult {
     );
     s.stop().await
 }
+
+both! {
+    async fn webhook_secrets_are_stored_sealed_and_still_verify(s: Server) -> TestResult {
+        // `app` was stored with its secret in clear before the server started; the
+        // start sealed it (and the other tests' webhooks verify against it).
+        let stored = s.store.get_project("app").await?.ok_or("no app")?.webhook_secret.ok_or("no secret")?;
+        assert!(stored.starts_with("ferry-sealed:v1:") && !stored.contains(SECRET), "{stored}");
+
+        // A project added through the API is stored sealed from the start.
+        let repo = s.repo.path().display().to_string();
+        let (status, answer) = s
+            .call(
+                Method::POST,
+                "/api/v1/projects",
+                Some(&s.admin),
+                Some(json!({ "name": "shop", "repo": repo, "webhook_secret": "shop-hook-secret" })),
+            )
+            .await?;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        assert_eq!(answer["has_webhook_secret"], true, "{answer}");
+        let stored = s.store.get_project("shop").await?.ok_or("no shop")?.webhook_secret.ok_or("no secret")?;
+        assert!(stored.starts_with("ferry-sealed:v1:") && !stored.contains("shop-hook-secret"), "{stored}");
+        let body = push_body(&s.head()?);
+        let headers = github(sign("shop-hook-secret", &body)?, "d-shop");
+        let (status, answer) = post(&s, "/hooks/github/shop", &headers, body).await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+
+        // Sealed for `shop`, the value does not open as another project's secret.
+        s.store.set_webhook_secret("app", &stored).await?;
+        let body = push_body(&s.head()?);
+        let headers = github(sign("shop-hook-secret", &body)?, "d-app");
+        let (status, answer) = post(&s, "/hooks/github/app", &headers, body).await?;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or_default().starts_with("cannot decrypt the webhook secret of project `app`"),
+            "{answer}"
+        );
+        s.stop().await
+    }
+}

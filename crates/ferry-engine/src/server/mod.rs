@@ -54,6 +54,7 @@ mod ops;
 mod poll;
 mod reconcile;
 mod trigger;
+pub mod webhook_secrets;
 
 pub use hook::{HOOK_TOKEN_FILE, install_hook, post_receive_hook, write_hook_token};
 
@@ -300,6 +301,7 @@ impl Core {
         // Workspaces of built-in jobs cut short are of no use any more.
         let work = executor::work_dir(&core.inner.config);
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(work)).await;
+        webhook_secrets::seal_stored(&core).await;
         core.process_pending_deliveries().await;
         let kill = CancellationToken::new();
         let mut handles = Vec::new();

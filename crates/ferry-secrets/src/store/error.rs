@@ -131,4 +131,19 @@ pub enum SecretError {
     /// Encryption failed (only for values larger than 256 GiB).
     #[error("could not encrypt the secret value: it is too large")]
     Encrypt,
+
+    /// A value sealed for keeping elsewhere ([`crate::SecretStore::seal_for`]) did not
+    /// open.
+    #[error(
+        "cannot decrypt the {context}: {reason} (the master key in use comes from \
+         {key_source})"
+    )]
+    Sealed {
+        /// What the value is, e.g. `webhook secret of project `shop``.
+        context: String,
+        /// Why: corrupt, or sealed under another key.
+        reason: &'static str,
+        /// Where the key in use came from.
+        key_source: String,
+    },
 }

@@ -109,6 +109,20 @@ impl Store {
         row.as_ref().map(project_from_row).transpose()
     }
 
+    /// Replaces the stored webhook secret of project `name` (as stored: the engine
+    /// seals it first). Returns false if there is no such project.
+    pub async fn set_webhook_secret(&self, name: &str, stored: &str) -> Result<bool, DbError> {
+        let changed = self
+            .pool
+            .execute(
+                Q::new("UPDATE projects SET webhook_secret = $1 WHERE name = $2")
+                    .text(stored)
+                    .text(name),
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
     /// Removes a project with its runs, jobs, logs and webhook deliveries. The event
     /// log keeps its history. Returns false if there was no such project.
     pub async fn remove_project(&self, name: &str) -> Result<bool, DbError> {
