@@ -110,13 +110,14 @@ fn the_cli_and_an_agent_reach_an_https_server_that_they_trust() {
 fn a_certificate_without_its_key_is_refused_before_the_server_starts() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, _) = certificate(dir.path());
-    let out = output(crate::support::ferry(&dir.path().join("data")).args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-    ]));
+    let serve = |tls: &[&str]| {
+        output(
+            crate::support::ferry(&dir.path().join("data"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .args(tls),
+        )
+    };
+    let out = serve(&["--tls-cert", &cert]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("--tls-cert needs --tls-key"), "{err}");
@@ -124,15 +125,7 @@ fn a_certificate_without_its_key_is_refused_before_the_server_starts() {
     // A key that is not a key names the file.
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a key\n").unwrap();
-    let out = output(crate::support::ferry(&dir.path().join("data")).args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--tls-cert",
-        &cert,
-        "--tls-key",
-        junk.to_str().unwrap(),
-    ]));
+    let out = serve(&["--tls-cert", &cert, "--tls-key", junk.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("junk.pem"), "{}", stderr(&out));
 }
