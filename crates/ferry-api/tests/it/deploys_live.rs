@@ -340,6 +340,11 @@ async fn shipping(
     std::fs::write(s.repo.path().join("index.html"), "hello\n")?;
     crate::support::git(s.repo.path(), &["add", "-A"])?;
     crate::support::git(s.repo.path(), &["commit", "-q", "-m", "deploy web"])?;
+    claimed(s).await
+}
+
+/// Triggers the project's pipeline and claims its first job as an agent would.
+async fn claimed(s: &Server) -> Result<Shipping, Box<dyn std::error::Error + Send + Sync>> {
     let on = s.listen().await?;
     let token = s.token(Role::Developer).await?;
     let agent = s.client(&on, &token)?;
@@ -509,24 +514,13 @@ async fn cancelling_a_run_cancels_the_deploy_its_job_waits_for() -> TestResult {
 #[tokio::test]
 async fn an_agent_deploys_only_under_the_lease_it_holds() -> TestResult {
     let s = Server::start().await?;
-    let on = s.listen().await?;
-    let token = s.token(Role::Developer).await?;
-    let agent = s.client(&on, &token)?;
-    let ferry_client::api::TriggerResponse::Started { run } = agent
-        .trigger("app", &ferry_client::api::TriggerRequest::default())
-        .await?
-    else {
-        return Err("the run was filtered".into());
-    };
-    let a = agent
-        .claim(&ferry_client::api::ClaimRequest {
-            agent_id: "agent-1".into(),
-            name: "agent".into(),
-            labels: vec![],
-            wait_ms: 5_000,
-        })
-        .await?
-        .ok_or("no job to claim")?;
+    let Shipping {
+        on,
+        agent,
+        run,
+        job: a,
+        ..
+    } = claimed(&s).await?;
     assert_eq!(a.run_id, run.id);
     let request = |lease: ferry_client::api::Lease| ferry_client::api::JobDeployRequest {
         lease,
