@@ -124,20 +124,23 @@ impl ClientError {
     }
 }
 
-/// A transport error with its causes, outermost first: reqwest's own message says only
-/// that the request failed, its causes say why (refused, a certificate, a timeout).
+/// Why a transport error happened: its causes, outermost first (reqwest's own message
+/// only repeats the URL and says that the request failed).
 fn causes(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
+    let mut parts: Vec<String> = Vec::new();
     let mut next = std::error::Error::source(e);
     while let Some(cause) = next {
         let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
+        if !parts.iter().any(|p| p.contains(&line)) {
+            parts.push(line);
         }
         next = cause.source();
     }
-    text
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 /// Whether a transport error comes from a TLS certificate the client does not trust.
