@@ -48,6 +48,7 @@ pub use runs::{Job, NewJob, NewRun, Run};
 pub use tokens::{CreatedToken, TOKEN_PREFIX, TokenInfo};
 
 use conn::{PendingEvent, Pool};
+use sqlx::Connection as _;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
@@ -132,6 +133,13 @@ impl Store {
     /// WAL mode lets readers run beside the one writer; `synchronous = NORMAL` in WAL
     /// mode loses nothing when the process is killed (only on power loss can the last
     /// commits vanish); `foreign_keys` is on; writers wait up to 10 s for the lock.
+    ///
+    /// A connection that comes back to the pool still in a transaction is closed, which
+    /// rolls the transaction back (both backends). That happens when a future is
+    /// dropped while its `BEGIN` runs — a task cancelled, a client gone mid-request:
+    /// no `Transaction` exists yet to roll back, and the connection, reused, would hold
+    /// SQLite's write lock (every other writer then fails with "database is locked")
+    /// or run later statements inside a transaction nobody commits.
     pub async fn open_sqlite(path: &Path) -> Result<Store, DbError> {
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -142,6 +150,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await?;
         Store::from_pool(Pool::Sqlite(pool)).await
@@ -161,6 +170,7 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(30))
+                .after_release(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
                 .connect(url)
                 .await?;
             Store::from_pool(Pool::Postgres(pool)).await
@@ -251,5 +261,43 @@ fn is_unique_violation(err: &DbError) -> bool {
     match err {
         DbError::Sqlx(sqlx::Error::Database(e)) => e.is_unique_violation(),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_types::Role;
+
+    #[tokio::test]
+    async fn a_connection_given_back_inside_a_transaction_is_closed_and_its_lock_freed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_data_dir(dir.path()).await.unwrap();
+        let Pool::Sqlite(pool) = &store.pool else {
+            unreachable!("open_data_dir opens SQLite")
+        };
+        // As when a future is dropped while its BEGIN runs: the connection goes back to
+        // the pool inside a transaction holding the write lock, with no `Transaction`
+        // left to roll it back.
+        let mut conn = pool.acquire().await.unwrap();
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query("CREATE TABLE held (x INTEGER)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        std::mem::forget(tx);
+        drop(conn);
+        // Another writer gets the lock (rather than "database is locked" after the
+        // busy timeout), and the abandoned transaction's change is gone.
+        store
+            .create_token("after", Role::Admin)
+            .await
+            .expect("a write after the abandoned transaction");
+        let held: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE name = 'held'")
+                .fetch_optional(pool)
+                .await
+                .unwrap();
+        assert_eq!(held, None, "the abandoned transaction was rolled back");
     }
 }
