@@ -1,5 +1,6 @@
 //! Body wrappers: a request body that can be taken back when the backend never
-//! connected, and a response body that keeps its release in flight until it ends.
+//! connected, and a response body that keeps its release in flight until it ends and
+//! then writes the access event.
 
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -97,42 +98,12 @@ impl Body for Reclaimable {
     }
 }
 
-/// A response body that holds its release's in-flight count and reports when it ends.
-struct Guarded<B> {
-    inner: B,
-    _in_flight: InFlight,
-}
-
-impl<B> Body for Guarded<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Boxes a backend body so the release stays in flight until the body is done.
-pub(crate) fn guarded(inner: Incoming, in_flight: InFlight) -> ProxyBody {
-    BoxBody::new(Guarded {
-        inner,
-        _in_flight: in_flight,
-    })
+/// A response's body before it is logged.
+pub(crate) enum Answer {
+    /// The backend's, holding its release in flight until the body is done.
+    Backend(Incoming, InFlight),
+    /// One the proxy made (an error page, the empty body of an upgrade).
+    Own(ProxyBody),
 }
 
 /// What the access log says of one request.
@@ -151,14 +122,20 @@ pub(crate) struct Access {
 
 /// A response body that writes the request's access event when it ends: sent in full,
 /// or dropped because the client went away. So the event can say how many body bytes
-/// were sent and how long the whole response took.
-struct Logged {
-    inner: ProxyBody,
+/// were sent and how long the whole response took. A backend's body also keeps its
+/// release in flight until then.
+struct Logged<B> {
+    inner: B,
+    _in_flight: Option<InFlight>,
     access: Access,
     bytes: u64,
 }
 
-impl Body for Logged {
+impl<B> Body for Logged<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -166,7 +143,7 @@ impl Body for Logged {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        let polled = Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
         {
@@ -184,7 +161,7 @@ impl Body for Logged {
     }
 }
 
-impl Drop for Logged {
+impl<B> Drop for Logged<B> {
     fn drop(&mut self) {
         let a = &self.access;
         let duration_ms = a.start.elapsed().as_secs_f64() * 1000.0;
@@ -203,13 +180,22 @@ impl Drop for Logged {
     }
 }
 
-/// Wraps a response's body so its access event is written when it ends.
-pub(crate) fn logged(inner: ProxyBody, access: Access) -> ProxyBody {
-    BoxBody::new(Logged {
-        inner,
-        access,
-        bytes: 0,
-    })
+/// Boxes a response's body so its access event is written when it ends.
+pub(crate) fn logged(answer: Answer, access: Access) -> ProxyBody {
+    match answer {
+        Answer::Backend(inner, in_flight) => BoxBody::new(Logged {
+            inner,
+            _in_flight: Some(in_flight),
+            access,
+            bytes: 0,
+        }),
+        Answer::Own(inner) => BoxBody::new(Logged {
+            inner,
+            _in_flight: None,
+            access,
+            bytes: 0,
+        }),
+    }
 }
 
 /// A complete body from text.

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::body::{self, ProxyBody, Reclaimable};
+use crate::body::{self, Answer, ProxyBody, Reclaimable};
 use crate::metrics::{Metrics, Stats};
 use crate::table::{InFlight, Release, RouteTable};
 
@@ -139,7 +139,7 @@ impl Proxy {
                 routed: None,
                 start,
             };
-            return response.map(|b| body::logged(b, access));
+            return response.map(|b| body::logged(Answer::Own(b), access));
         };
         let pinned = service
             .sticky
@@ -189,22 +189,22 @@ impl Proxy {
 
         let mut response = match outcome {
             Some(Ok(resp)) => self.relay(resp, upgrade, in_flight),
-            Some(Err(error)) => text(
+            Some(Err(error)) => own(text(
                 StatusCode::BAD_GATEWAY,
                 format!(
                     "Bad gateway: no instance of service `{}` (release `{}`) answered: {error}.\n",
                     service.name,
                     release.name()
                 ),
-            ),
-            None => text(
+            )),
+            None => own(text(
                 StatusCode::BAD_GATEWAY,
                 format!(
                     "Bad gateway: service `{}` (release `{}`) has no instances.\n",
                     service.name,
                     release.name()
                 ),
-            ),
+            )),
         };
 
         if service.sticky && pinned.as_deref() != Some(release.name()) {
@@ -265,17 +265,17 @@ impl Proxy {
         resp: Response<Incoming>,
         client_upgrade: Option<hyper::upgrade::OnUpgrade>,
         in_flight: InFlight,
-    ) -> Response<ProxyBody> {
+    ) -> Response<Answer> {
         let (mut parts, incoming) = resp.into_parts();
         let upgraded = parts.status == StatusCode::SWITCHING_PROTOCOLS;
         let upgrade_proto = parts.headers.get(header::UPGRADE).cloned();
         strip_hop_by_hop(&mut parts.headers);
         if upgraded {
             let Some(client_upgrade) = client_upgrade else {
-                return text(
+                return own(text(
                     StatusCode::BAD_GATEWAY,
                     "Bad gateway: the backend switched protocols unasked.\n",
-                );
+                ));
             };
             if let Some(proto) = upgrade_proto {
                 parts.headers.insert(header::UPGRADE, proto);
@@ -285,9 +285,9 @@ impl Proxy {
                 .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             let backend = Response::from_parts(parts.clone(), incoming);
             tokio::spawn(splice(client_upgrade, backend, in_flight));
-            return Response::from_parts(parts, body::full(""));
+            return Response::from_parts(parts, Answer::Own(body::full("")));
         }
-        Response::from_parts(parts, body::guarded(incoming, in_flight))
+        Response::from_parts(parts, Answer::Backend(incoming, in_flight))
     }
 }
 
@@ -310,6 +310,11 @@ async fn splice(
     if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         tracing::debug!(%error, "Upgraded connection ended with an error.");
     }
+}
+
+/// A response the proxy made itself, before it is logged.
+fn own(response: Response<ProxyBody>) -> Response<Answer> {
+    response.map(Answer::Own)
 }
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response<ProxyBody> {
