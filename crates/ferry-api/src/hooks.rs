@@ -176,13 +176,12 @@ async fn handle(
     let secret = match project.webhook_secret.clone().filter(|s| !s.is_empty()) {
         None => None,
         Some(stored) => {
-            let dir = state.core.config().data_dir.clone();
-            let project = name.to_owned();
-            let opened = tokio::task::spawn_blocking(move || {
-                ferry_engine::server::webhook_secrets::open(&dir, &project, &stored)
-            })
-            .await
-            .map_err(|e| ApiError::internal(format!("reading the webhook secret failed: {e}")))?;
+            let opened = ferry_engine::server::webhook_secrets::open(
+                &state.core.config().data_dir,
+                name,
+                &stored,
+            )
+            .await;
             match opened {
                 Ok(secret) => Some(secret),
                 Err(e) => {

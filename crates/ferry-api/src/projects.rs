@@ -40,16 +40,15 @@ pub async fn create(
     }
     let branch = new.branch.filter(|b| !b.trim().is_empty());
     let webhook_secret = match new.webhook_secret.filter(|s| !s.is_empty()) {
-        Some(secret) => {
-            let (dir, name) = (state.core.config().data_dir.clone(), new.name.clone());
-            let sealed = tokio::task::spawn_blocking(move || {
-                ferry_engine::server::webhook_secrets::seal(&dir, &name, &secret)
-            })
+        Some(secret) => Some(
+            ferry_engine::server::webhook_secrets::seal(
+                &state.core.config().data_dir,
+                &new.name,
+                &secret,
+            )
             .await
-            .map_err(|e| ApiError::internal(format!("sealing the webhook secret failed: {e}")))?
-            .map_err(|e| ApiError::internal(format!("sealing the webhook secret failed: {e}")))?;
-            Some(sealed)
-        }
+            .map_err(|e| ApiError::internal(format!("sealing the webhook secret failed: {e}")))?,
+        ),
         None => None,
     };
     let project = state

@@ -15,13 +15,26 @@ fn context(project: &str) -> String {
 }
 
 /// The secret as the store keeps it.
-pub fn seal(data_dir: &Path, project: &str, secret: &str) -> Result<String, SecretError> {
-    SecretStore::open(data_dir)?.seal_for(&context(project), secret.as_bytes())
+pub async fn seal(data_dir: &Path, project: &str, secret: &str) -> Result<String, SecretError> {
+    let (dir, context, secret) = (data_dir.to_owned(), context(project), secret.to_owned());
+    blocking(move || SecretStore::open(&dir)?.seal_for(&context, secret.as_bytes())).await
 }
 
 /// The secret from what the store keeps.
-pub fn open(data_dir: &Path, project: &str, stored: &str) -> Result<Vec<u8>, SecretError> {
-    SecretStore::open(data_dir)?.open_for(&context(project), stored)
+pub async fn open(data_dir: &Path, project: &str, stored: &str) -> Result<Vec<u8>, SecretError> {
+    let (dir, context, stored) = (data_dir.to_owned(), context(project), stored.to_owned());
+    blocking(move || SecretStore::open(&dir)?.open_for(&context, &stored)).await
+}
+
+/// Runs `f` (which reads the key file) off the async workers; a panic in it goes on
+/// in the caller.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SecretError> + Send + 'static,
+) -> Result<T, SecretError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// Seals the webhook secrets still stored in clear. A failure is logged: such a
@@ -39,12 +52,7 @@ pub(crate) async fn seal_stored(core: &Core) {
         let Some(clear) = p.webhook_secret.filter(|s| !s.starts_with(SEALED_PREFIX)) else {
             continue;
         };
-        let (dir, name) = (data_dir.clone(), p.name.clone());
-        let sealed = match tokio::task::spawn_blocking(move || seal(&dir, &name, &clear)).await {
-            Ok(sealed) => sealed.map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let sealed = match sealed {
+        let sealed = match seal(&data_dir, &p.name, &clear).await {
             Ok(s) => s,
             Err(error) => {
                 tracing::warn!(project = %p.name, %error, "Cannot seal the webhook secret; it stays in clear.");
