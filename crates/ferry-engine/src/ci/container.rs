@@ -62,19 +62,10 @@ impl ContainerJob {
             )
         };
         let docker = connect(j.run.opts.docker_host.as_deref()).map_err(|e| unreachable(&e))?;
-        // Settle on an API version both sides speak: an older engine rejects requests
-        // made with a newer client's version.
-        let answer = Duration::from_secs(10);
-        let docker = match tokio::time::timeout(answer, docker.negotiate_version()).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Err(unreachable(&e)),
-            Err(_) => return Err(unreachable(&"no answer within 10 s")),
-        };
-        match tokio::time::timeout(answer, docker.ping()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(unreachable(&e)),
-            Err(_) => return Err(unreachable(&"no answer within 10 s")),
-        }
+        let docker =
+            crate::deploy::targets::docker::engine::answering(docker, Duration::from_secs(10))
+                .await
+                .map_err(|e| unreachable(&e))?;
         let mut cj = ContainerJob {
             docker,
             network: None,

@@ -96,7 +96,9 @@ impl Engines {
             None => Docker::connect_with_defaults(),
         }
         .map_err(|e| unreachable(&e))?;
-        let docker = self.answering(docker).await.map_err(|e| unreachable(&e))?;
+        let docker = answering(docker, self.connect_timeout)
+            .await
+            .map_err(|e| unreachable(&e))?;
         Ok(Engine {
             docker,
             forward: None,
@@ -158,27 +160,28 @@ impl Engines {
             bollard::API_DEFAULT_VERSION,
         )
         .map_err(|e| unreachable(&e))?;
-        let docker = self.answering(docker).await.map_err(|e| unreachable(&e))?;
+        let docker = answering(docker, self.connect_timeout)
+            .await
+            .map_err(|e| unreachable(&e))?;
         tracing::debug!(host = %who, "Forwarded a Docker engine over SSH.");
         Ok(Engine {
             docker,
             forward: Some(child),
         })
     }
+}
 
-    /// Pings the engine and settles on an API version both sides speak (an older
-    /// engine rejects a newer client's version).
-    async fn answering(&self, docker: Docker) -> Result<Docker, String> {
-        let t = self.connect_timeout;
-        let docker = match tokio::time::timeout(t, docker.negotiate_version()).await {
-            Ok(Ok(d)) => d,
-            Ok(Err(e)) => return Err(e.to_string()),
-            Err(_) => return Err(format!("no answer within {} s", t.as_secs())),
-        };
-        match tokio::time::timeout(t, docker.ping()).await {
-            Ok(Ok(_)) => Ok(docker),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no answer within {} s", t.as_secs())),
-        }
+/// Pings the engine and settles on an API version both sides speak (an older engine
+/// rejects a newer client's version), each within `t`. Container jobs use it too.
+pub(crate) async fn answering(docker: Docker, t: Duration) -> Result<Docker, String> {
+    let docker = match tokio::time::timeout(t, docker.negotiate_version()).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err(format!("no answer within {} s", t.as_secs())),
+    };
+    match tokio::time::timeout(t, docker.ping()).await {
+        Ok(Ok(_)) => Ok(docker),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", t.as_secs())),
     }
 }
