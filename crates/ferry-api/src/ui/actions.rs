@@ -25,9 +25,14 @@ fn authorize(session: &Session, body: &str) -> Result<HashMap<String, String>, U
     Ok(form)
 }
 
-fn run_id(raw: &str) -> Result<i64, UiError> {
+/// The id of a `what` (run, deploy) in a path; anything but a number is not found.
+fn id_of(what: &str, raw: &str) -> Result<i64, UiError> {
     raw.parse()
-        .map_err(|_| UiError::NotFound(format!("run `{raw}` not found: run ids are numbers")))
+        .map_err(|_| UiError::NotFound(format!("{what} `{raw}` not found: {what} ids are numbers")))
+}
+
+fn run_id(raw: &str) -> Result<i64, UiError> {
+    id_of("run", raw)
 }
 
 fn to_run(id: i64) -> Response {
@@ -125,8 +130,7 @@ fn deploy_error(e: DeployError) -> UiError {
 }
 
 fn deploy_id(raw: &str) -> Result<i64, UiError> {
-    raw.parse()
-        .map_err(|_| UiError::NotFound(format!("deploy `{raw}` not found: deploy ids are numbers")))
+    id_of("deploy", raw)
 }
 
 fn to_deploy(id: i64) -> Response {
